@@ -1,0 +1,60 @@
+//! Finding and loading ONNX Runtime's shared library (ort's `load-dynamic`): the binary does
+//! not link it, so that the same build runs with the CPU library from PyPI's `onnxruntime`
+//! wheel or with a CUDA build, whichever the machine has.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// Where `scripts/setup.sh` put the library, baked in at build time (`.cargo/config.toml`).
+const BUILT_WITH: Option<&str> = option_env!("SIMCSE_ORT_DYLIB");
+
+#[derive(Debug, Clone)]
+pub struct OrtLibrary {
+    pub path: PathBuf,
+    /// ONNX Runtime's own description of its build (version, commit).
+    pub build_info: String,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OrtLoadError {
+    #[error(
+        "ONNX Runtime's shared library was not found; looked at: {}. Run scripts/setup.sh, or set \
+         ORT_DYLIB_PATH to a libonnxruntime.so (1.31 or newer)",
+        tried.join(", ")
+    )]
+    NotFound { tried: Vec<String> },
+    #[error("loading ONNX Runtime from {}: {why}", path.display())]
+    Load { path: PathBuf, why: String },
+}
+
+/// The candidates, in order: `ORT_DYLIB_PATH`, the library beside the executable, the one the
+/// build was configured with.
+fn candidates() -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    if let Some(path) = std::env::var_os("ORT_DYLIB_PATH") {
+        paths.push(PathBuf::from(path));
+    }
+    if let Some(dir) = std::env::current_exe().ok().as_deref().and_then(Path::parent) {
+        paths.push(dir.join("libonnxruntime.so"));
+    }
+    if let Some(path) = BUILT_WITH {
+        paths.push(PathBuf::from(path));
+    }
+    paths
+}
+
+/// Loads ONNX Runtime once per process; later calls return the same library (or error).
+pub fn load() -> Result<&'static OrtLibrary, OrtLoadError> {
+    static LOADED: OnceLock<Result<OrtLibrary, OrtLoadError>> = OnceLock::new();
+    LOADED.get_or_init(load_first_found).as_ref().map_err(Clone::clone)
+}
+
+fn load_first_found() -> Result<OrtLibrary, OrtLoadError> {
+    let candidates = candidates();
+    let path = candidates.iter().find(|p| p.is_file()).ok_or_else(|| OrtLoadError::NotFound {
+        tried: candidates.iter().map(|p| p.display().to_string()).collect(),
+    })?;
+    let path = path.canonicalize().unwrap_or_else(|_| path.clone());
+    ort::init_from(&path).map_err(|e| OrtLoadError::Load { path: path.clone(), why: e.to_string() })?;
+    Ok(OrtLibrary { path, build_info: ort::info().to_string() })
+}
