@@ -1,0 +1,319 @@
+//! `simcse convert`: a checkpoint in, a model directory out, written under a temporary name
+//! and renamed into place only when complete (and verified, when asked).
+
+use crate::checkpoint::{SourceFiles, SourceFormat};
+use crate::dtype::DType;
+use crate::keys::{simcse_architecture, KeyMap};
+use crate::model_dir::{
+    ModelConfig, ModelDir, Pooler, SimcseConfig, COMPANION_FILES, CONFIG_FILE, DEFAULT_MAX_SEQ_LENGTH, SIMCSE_FILE,
+    WEIGHTS_FILE,
+};
+use crate::safetensors_out::{self, Plan};
+use crate::source::Source;
+use crate::ConvertError;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Clone, Default)]
+pub struct ConvertOptions {
+    /// Cast floating-point tensors to this dtype (`--dtype`).
+    pub dtype: Option<DType>,
+    pub keys: KeyMap,
+    /// Overrides the pooler written to `simcse.json`.
+    pub pooler: Option<Pooler>,
+    pub max_seq_length: Option<usize>,
+    /// Re-read the output and compare every tensor with the source before committing it.
+    pub verify: bool,
+    /// Replace an existing destination.
+    pub overwrite: bool,
+}
+
+/// What a conversion did, for the one-line summary.
+#[derive(Debug, Clone)]
+pub struct ConvertReport {
+    pub weights: PathBuf,
+    pub format: SourceFormat,
+    pub destination: PathBuf,
+    pub tensors: usize,
+    pub parameters: u64,
+    pub bytes: u64,
+    pub dtypes: BTreeMap<DType, usize>,
+    pub aliases: Vec<(String, String)>,
+    pub skipped: Vec<String>,
+    pub copied: Vec<String>,
+    pub simcse: SimcseConfig,
+    pub pooler_reason: String,
+    pub verified: bool,
+    pub seconds: f64,
+    pub warnings: Vec<String>,
+}
+
+pub fn convert(
+    src: &Path,
+    dst: &Path,
+    options: &ConvertOptions,
+    progress: &mut dyn FnMut(u64, u64) -> bool,
+) -> Result<ConvertReport, ConvertError> {
+    let started = Instant::now();
+    let source = Source::locate(src)?;
+    check_destination(dst, &source, options.overwrite)?;
+    let checkpoint = source.read()?;
+    if checkpoint.tensors.is_empty() {
+        return Err(ConvertError::NotACheckpoint { path: source.weights, why: "it holds no tensors".into() });
+    }
+    let names: Vec<String> = checkpoint.tensors.iter().map(|t| options.keys.rename(&t.name)).collect();
+    let plan = safetensors_out::plan(&checkpoint, &names, options.dtype)?;
+    let files = SourceFiles::open(&checkpoint)
+        .map_err(|source| ConvertError::Io { path: checkpoint.files[0].clone(), source })?;
+
+    let staging = Staging::create(dst)?;
+    safetensors_out::write(&staging.dir.join(WEIGHTS_FILE), &plan, &checkpoint, &files, progress)?;
+    let mut warnings = Vec::new();
+    let copied = copy_companions(&source.dir, &staging.dir, options, &mut warnings)?;
+    let (simcse, pooler_reason) = simcse_config(&source, &plan, options, checkpoint.format)?;
+    write_file(&staging.dir.join(SIMCSE_FILE), &serde_json::to_vec_pretty(&simcse).expect("serializable"))?;
+    if options.verify {
+        safetensors_out::verify(&staging.dir.join(WEIGHTS_FILE), &plan, &checkpoint, &files)?;
+    }
+    staging.commit(dst, options.overwrite)?;
+
+    let mut dtypes = BTreeMap::new();
+    for t in &plan.tensors {
+        *dtypes.entry(t.dtype).or_default() += 1;
+    }
+    Ok(ConvertReport {
+        weights: source.weights,
+        format: checkpoint.format,
+        destination: dst.into(),
+        tensors: plan.tensors.len(),
+        parameters: plan.tensors.iter().map(|t| t.shape.iter().product::<usize>() as u64).sum(),
+        bytes: plan.data_len,
+        dtypes,
+        aliases: plan.aliases,
+        skipped: checkpoint.skipped,
+        copied,
+        simcse,
+        pooler_reason,
+        verified: options.verify,
+        seconds: started.elapsed().as_secs_f64(),
+        warnings,
+    })
+}
+
+fn check_destination(dst: &Path, source: &Source, overwrite: bool) -> Result<(), ConvertError> {
+    let refuse = |why: &str| Err(ConvertError::Destination { path: dst.into(), why: why.into() });
+    if !dst.exists() {
+        return Ok(());
+    }
+    if !dst.is_dir() {
+        return refuse("exists and is not a directory");
+    }
+    let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b);
+    if same(dst, &source.dir) {
+        return refuse("is the source directory; write the model directory somewhere else");
+    }
+    if !overwrite && std::fs::read_dir(dst).map(|mut d| d.next().is_some()).unwrap_or(true) {
+        return refuse("already exists; pass --overwrite to replace it");
+    }
+    Ok(())
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ConvertError> {
+    std::fs::write(path, bytes).map_err(|source| ConvertError::Io { path: path.into(), source })
+}
+
+/// Copies config and tokenizer files. `config.json` is rewritten where the options change
+/// what it says: architectures for `--simcse-to-hf`, `torch_dtype` for `--dtype`.
+fn copy_companions(
+    from: &Path,
+    to: &Path,
+    options: &ConvertOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<String>, ConvertError> {
+    let mut copied = Vec::new();
+    for name in COMPANION_FILES {
+        let src = from.join(name);
+        if !src.is_file() {
+            continue;
+        }
+        let dst = to.join(name);
+        if let Some(parent) = dst.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| ConvertError::Io { path: parent.into(), source })?;
+        }
+        if *name == CONFIG_FILE && (options.keys.simcse_to_hf || options.dtype.is_some()) {
+            let mut config: Value = crate::model_dir::read_json(&src, "a Hugging Face config")?;
+            rewrite_config(&mut config, options);
+            write_file(&dst, &serde_json::to_vec_pretty(&config).expect("serializable"))?;
+        } else {
+            std::fs::copy(&src, &dst).map_err(|source| ConvertError::Io { path: src.clone(), source })?;
+        }
+        copied.push(name.to_string());
+    }
+    if !copied.iter().any(|c| c == CONFIG_FILE) {
+        warnings.push(format!(
+            "no {CONFIG_FILE} beside the checkpoint in {}: the other simcse commands need one in the model directory",
+            from.display()
+        ));
+    }
+    Ok(copied)
+}
+
+fn rewrite_config(config: &mut Value, options: &ConvertOptions) {
+    if options.keys.simcse_to_hf {
+        if let Some(Value::Array(architectures)) = config.get_mut("architectures") {
+            for architecture in architectures.iter_mut() {
+                if let Value::String(name) = architecture {
+                    *name = simcse_architecture(name);
+                }
+            }
+        }
+    }
+    if let (Some(dtype), Value::Object(map)) = (options.dtype, config) {
+        let torch_name = match dtype {
+            DType::F16 => "float16",
+            DType::BF16 => "bfloat16",
+            DType::F64 => "float64",
+            _ => "float32",
+        };
+        map.insert("torch_dtype".into(), torch_name.into());
+        if map.contains_key("dtype") {
+            map.insert("dtype".into(), torch_name.into());
+        }
+    }
+}
+
+/// `simcse.json` of the output: the source's own where it has one, else what the source
+/// tells (sentence-transformers' pooling config, the model type, whether a pooler exists);
+/// the options override both. Returns the config and why the pooler is what it is.
+fn simcse_config(
+    source: &Source,
+    plan: &Plan,
+    options: &ConvertOptions,
+    format: SourceFormat,
+) -> Result<(SimcseConfig, String), ConvertError> {
+    let dir = ModelDir::new(&source.dir);
+    let existing = dir.simcse()?;
+    let (pooler, reason) = if let Some(pooler) = options.pooler {
+        (pooler, "--pooler".to_string())
+    } else if let Some(existing) = &existing {
+        (existing.pooler, format!("the source's {SIMCSE_FILE}"))
+    } else if let Some(pooler) = sentence_transformers_pooler(&source.dir) {
+        (pooler, "the source's sentence-transformers pooling config".to_string())
+    } else {
+        let model_type = dir.config().ok().map(|c: ModelConfig| c.model_type);
+        if model_type.as_deref() == Some("gpt2") {
+            (Pooler::Avg, "GPT-2's default".to_string())
+        } else if plan.tensors.iter().any(|t| t.name == "pooler.dense.weight") {
+            (Pooler::Cls, "the checkpoint has pooler weights".to_string())
+        } else {
+            (Pooler::ClsBeforePooler, "the checkpoint has no pooler weights".to_string())
+        }
+    };
+    let max_seq_length = options
+        .max_seq_length
+        .or(existing.as_ref().map(|e| e.max_seq_length))
+        .or_else(|| sentence_transformers_max_length(&source.dir))
+        .unwrap_or(DEFAULT_MAX_SEQ_LENGTH);
+    let mut provenance = existing.as_ref().map(|e| e.provenance.clone()).unwrap_or_default();
+    provenance.push(json!({
+        "command": "convert",
+        "tool": concat!("simcse-rs ", env!("CARGO_PKG_VERSION")),
+        "source": source.weights.canonicalize().unwrap_or_else(|_| source.weights.clone()),
+        "source_format": format.to_string(),
+        "dtype": options.dtype.map(|d| d.to_string()),
+        "simcse_to_hf": options.keys.simcse_to_hf,
+        "strip_prefix": options.keys.strip_prefixes,
+        "unix_time": SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+    }));
+    let config = SimcseConfig {
+        pooler,
+        max_seq_length,
+        normalize: existing.as_ref().is_some_and(|e| e.normalize),
+        provenance,
+    };
+    Ok((config, reason))
+}
+
+/// sentence-transformers' `1_Pooling/config.json`: mean pooling is SimCSE's `avg`, CLS
+/// pooling is `cls_before_pooler` (the raw [CLS] state).
+fn sentence_transformers_pooler(dir: &Path) -> Option<Pooler> {
+    let config: Value = crate::model_dir::read_json(&dir.join("1_Pooling/config.json"), "pooling config").ok()?;
+    let on = |key: &str| config.get(key).and_then(Value::as_bool).unwrap_or(false);
+    if on("pooling_mode_mean_tokens") {
+        Some(Pooler::Avg)
+    } else if on("pooling_mode_cls_token") {
+        Some(Pooler::ClsBeforePooler)
+    } else {
+        None
+    }
+}
+
+fn sentence_transformers_max_length(dir: &Path) -> Option<usize> {
+    let config: Value = crate::model_dir::read_json(&dir.join("sentence_bert_config.json"), "sentence-transformers config").ok()?;
+    config.get("max_seq_length")?.as_u64().map(|n| n as usize)
+}
+
+/// A hidden directory beside the destination that becomes it by one rename. Dropped before
+/// `commit`, it is removed, so a failure leaves nothing at the destination.
+struct Staging {
+    dir: PathBuf,
+    committed: bool,
+}
+
+impl Staging {
+    fn create(dst: &Path) -> Result<Staging, ConvertError> {
+        let destination_error = |why: String| ConvertError::Destination { path: dst.into(), why };
+        let name = dst
+            .file_name()
+            .ok_or_else(|| destination_error("has no directory name".into()))?
+            .to_string_lossy()
+            .into_owned();
+        let parent = match dst.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&parent).map_err(|e| destination_error(format!("cannot create {}: {e}", parent.display())))?;
+        let dir = parent.join(format!(".{name}.partial-{}", std::process::id()));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| destination_error(format!("cannot clear {}: {e}", dir.display())))?;
+        }
+        std::fs::create_dir(&dir).map_err(|e| destination_error(format!("cannot write in {}: {e}", parent.display())))?;
+        Ok(Staging { dir, committed: false })
+    }
+
+    fn commit(mut self, dst: &Path, overwrite: bool) -> Result<(), ConvertError> {
+        let destination_error = |why: String| ConvertError::Destination { path: dst.into(), why };
+        let old = dst.exists().then(|| self.dir.with_file_name(format!(
+            ".{}.old-{}",
+            dst.file_name().unwrap_or_default().to_string_lossy(),
+            std::process::id()
+        )));
+        if let Some(old) = &old {
+            if !overwrite {
+                return Err(destination_error("appeared while converting; not replaced".into()));
+            }
+            std::fs::rename(dst, old).map_err(|e| destination_error(format!("cannot move it aside: {e}")))?;
+        }
+        if let Err(e) = std::fs::rename(&self.dir, dst) {
+            if let Some(old) = &old {
+                let _ = std::fs::rename(old, dst);
+            }
+            return Err(destination_error(format!("cannot rename {} into place: {e}", self.dir.display())));
+        }
+        self.committed = true;
+        if let Some(old) = old {
+            let _ = std::fs::remove_dir_all(old);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
