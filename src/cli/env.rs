@@ -1,0 +1,23 @@
+//! `simcse env`: what this binary runs on, so that "CUDA is not available" has an answer.
+
+use simcse::train::torch_info;
+
+pub fn run() -> anyhow::Result<()> {
+    println!("simcse {}", env!("CARGO_PKG_VERSION"));
+    let torch = torch_info();
+    println!(
+        "libtorch   2.11 (tch 0.24), {} CPU threads, CUDA {}",
+        torch.threads,
+        if torch.cuda_available {
+            format!("available ({} devices, cuDNN {})", torch.cuda_devices, if torch.cudnn_available { "yes" } else { "no" })
+        } else {
+            "not available".to_string()
+        }
+    );
+    match simcse_runtime::onnxruntime::load() {
+        Ok(lib) => println!("onnxruntime {} ({})", lib.path.display(), lib.build_info.trim()),
+        Err(e) => println!("onnxruntime not loaded: {e}"),
+    }
+    println!("tract      {}", simcse_runtime::tract_description());
+    Ok(())
+}

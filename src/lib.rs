@@ -1,0 +1,4 @@
+//! The `simcse` command's library: the libtorch trainer and what the CLI shares.
+
+pub mod progress;
+pub mod train;

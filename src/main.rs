@@ -1,0 +1,45 @@
+//! `simcse`: SimCSE sentence encoders in Rust. Each subcommand takes a model directory and
+//! writes one (../shared/DESIGN.md, "The flow").
+
+mod bench;
+mod cli;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "simcse", version, about = "SimCSE sentence encoders: convert, train, export, encode, evaluate")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Convert a PyTorch checkpoint (zip or legacy format, sharded or not) or safetensors into a
+    /// model directory, without Python
+    Convert(cli::convert::ConvertArgs),
+    /// Measure a stage against its Python baseline in the same run
+    Bench {
+        #[command(subcommand)]
+        which: bench::BenchCommand,
+    },
+    /// Show what this binary runs on: libtorch and CUDA, ONNX Runtime, tract
+    Env,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Convert(args) => cli::convert::run(args),
+        Command::Bench { which } => bench::run(which),
+        Command::Env => cli::env::run(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Progress of long work: a bar on a terminal, a plain line every few seconds in logs.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const LOG_EVERY: Duration = Duration::from_secs(5);
+
+pub struct Progress {
+    label: String,
+    total: u64,
+    bar: Option<ProgressBar>,
+    started: Instant,
+    last_line: Instant,
+}
+
+impl Progress {
+    /// Progress over `total` bytes. `quiet` shows nothing.
+    pub fn bytes(label: &str, total: u64, quiet: bool) -> Progress {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new(total);
+            bar.set_style(
+                ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                    .expect("a valid template")
+                    .progress_chars("=> "),
+            );
+            bar.set_message(label.to_string());
+            bar
+        });
+        let now = Instant::now();
+        Progress { label: label.into(), total, bar, started: now, last_line: now }
+    }
+
+    pub fn set(&mut self, done: u64, total: u64) {
+        self.total = total;
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+            bar.set_position(done);
+        } else if self.last_line.elapsed() >= LOG_EVERY {
+            self.last_line = Instant::now();
+            let percent = if total == 0 { 100.0 } else { 100.0 * done as f64 / total as f64 };
+            eprintln!("{}: {percent:.0}% ({:.0} s)", self.label, self.started.elapsed().as_secs_f64());
+        }
+    }
+
+    pub fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+    // A second Ctrl-C ends the process at once.
+    unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
+}
+
+/// After this, Ctrl-C sets a flag that long work polls, so that it can stop cleanly
+/// (removing partial output) instead of dying half-way.
+pub fn catch_interrupt() {
+    unsafe { libc::signal(libc::SIGINT, on_interrupt as *const () as libc::sighandler_t) };
+}
+
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}

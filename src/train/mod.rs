@@ -1,0 +1,20 @@
+//! The libtorch side of the project. Training itself (SimCSE's objectives, the fp16 linear)
+//! lands with the trainer issue; what is here is what every later part needs: which libtorch
+//! this binary runs on and which devices it can use.
+
+/// The libtorch this binary is linked against and its devices, for `simcse env`.
+pub struct TorchInfo {
+    pub cuda_available: bool,
+    pub cuda_devices: i64,
+    pub cudnn_available: bool,
+    pub threads: i32,
+}
+
+pub fn torch_info() -> TorchInfo {
+    TorchInfo {
+        cuda_available: tch::Cuda::is_available(),
+        cuda_devices: tch::Cuda::device_count(),
+        cudnn_available: tch::Cuda::cudnn_is_available(),
+        threads: tch::get_num_threads(),
+    }
+}
