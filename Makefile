@@ -1,0 +1,29 @@
+# The two commands of README.md: `make demo` runs the main job on the bundled model, `make test`
+# runs the whole test suite. Both set the machine up first (scripts/setup.sh is idempotent).
+
+CARGO ?= cargo
+SIMCSE := target/release/simcse
+BENCH_CHECKPOINT := target/bench/bert-base
+
+.PHONY: setup build demo test bench-convert clean-demo
+
+setup:
+	scripts/setup.sh
+
+build: setup
+	$(CARGO) build --release
+
+demo: build
+	scripts/demo.sh
+
+test: setup
+	scripts/test.sh
+
+# Needs the Python reference stack (scripts/setup.sh --reference) for the baseline.
+bench-convert: build
+	scripts/setup.sh --reference
+	test -f $(BENCH_CHECKPOINT)/pytorch_model.bin || .venv/bin/python tests/fixtures/gen_checkpoints.py --bench-checkpoint $(BENCH_CHECKPOINT)
+	$(SIMCSE) bench convert $(BENCH_CHECKPOINT) --runs 5
+
+clean-demo:
+	rm -rf target/demo
