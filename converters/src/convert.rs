@@ -66,7 +66,7 @@ pub fn convert(
     let names: Vec<String> = checkpoint.tensors.iter().map(|t| options.keys.rename(&t.name)).collect();
     let plan = safetensors_out::plan(&checkpoint, &names, options.dtype)?;
     let files = SourceFiles::open(&checkpoint)
-        .map_err(|source| ConvertError::Io { path: checkpoint.files[0].clone(), source })?;
+        .map_err(|source| ConvertError::Io { path: checkpoint.files[0].clone(), error: source })?;
 
     let staging = Staging::create(dst)?;
     safetensors_out::write(&staging.dir.join(WEIGHTS_FILE), &plan, &checkpoint, &files, progress)?;
@@ -121,7 +121,7 @@ fn check_destination(dst: &Path, source: &Source, overwrite: bool) -> Result<(),
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ConvertError> {
-    std::fs::write(path, bytes).map_err(|source| ConvertError::Io { path: path.into(), source })
+    std::fs::write(path, bytes).map_err(|source| ConvertError::Io { path: path.into(), error: source })
 }
 
 /// Copies config and tokenizer files. `config.json` is rewritten where the options change
@@ -140,14 +140,14 @@ fn copy_companions(
         }
         let dst = to.join(name);
         if let Some(parent) = dst.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| ConvertError::Io { path: parent.into(), source })?;
+            std::fs::create_dir_all(parent).map_err(|source| ConvertError::Io { path: parent.into(), error: source })?;
         }
         if *name == CONFIG_FILE && (options.keys.simcse_to_hf || options.dtype.is_some()) {
             let mut config: Value = crate::model_dir::read_json(&src, "a Hugging Face config")?;
             rewrite_config(&mut config, options);
             write_file(&dst, &serde_json::to_vec_pretty(&config).expect("serializable"))?;
         } else {
-            std::fs::copy(&src, &dst).map_err(|source| ConvertError::Io { path: src.clone(), source })?;
+            std::fs::copy(&src, &dst).map_err(|source| ConvertError::Io { path: src.clone(), error: source })?;
         }
         copied.push(name.to_string());
     }

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 /// what is wrong with it, so that the user knows what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ConvertError {
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{}: {error}", path.display())]
+    Io { path: PathBuf, error: std::io::Error },
     #[error("{}: not a checkpoint: {why}", path.display())]
     NotACheckpoint { path: PathBuf, why: String },
     #[error("{}: damaged zip archive: {why}", path.display())]

@@ -2,6 +2,7 @@
 //! legacy pickle formats (through a minimal unpickler that runs no code), sharded indexes and
 //! safetensors, renamed and cast into a Hugging Face model directory with `simcse.json`.
 
+pub mod architecture;
 pub mod checkpoint;
 pub mod convert;
 pub mod dtype;

@@ -131,10 +131,10 @@ pub const DEFAULT_MAX_SEQ_LENGTH: usize = 128;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelDirError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("{path}: not valid JSON for {what}: {source}")]
-    Json { path: PathBuf, what: &'static str, source: serde_json::Error },
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
+    #[error("{path}: not valid JSON for {what}: {error}")]
+    Json { path: PathBuf, what: &'static str, error: serde_json::Error },
 }
 
 /// A model directory on disk.
@@ -167,6 +167,6 @@ impl ModelDir {
 }
 
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &'static str) -> Result<T, ModelDirError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ModelDirError::Io { path: path.into(), source })?;
-    serde_json::from_str(&text).map_err(|source| ModelDirError::Json { path: path.into(), what, source })
+    let text = std::fs::read_to_string(path).map_err(|source| ModelDirError::Io { path: path.into(), error: source })?;
+    serde_json::from_str(&text).map_err(|source| ModelDirError::Json { path: path.into(), what, error: source })
 }

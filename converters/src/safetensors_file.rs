@@ -18,7 +18,7 @@ pub fn read(path: &Path, file: &File) -> Result<Checkpoint, ConvertError> {
     let bad = |why: String| ConvertError::BadSafetensors { path: path.into(), why };
     // SAFETY: the map is read-only and only the header is read through it; a concurrent writer
     // truncating the file is the usual mmap caveat, and the data itself is read with pread.
-    let map = unsafe { memmap2::Mmap::map(file) }.map_err(|source| ConvertError::Io { path: path.into(), source })?;
+    let map = unsafe { memmap2::Mmap::map(file) }.map_err(|source| ConvertError::Io { path: path.into(), error: source })?;
     let (header_len, metadata) = safetensors::SafeTensors::read_metadata(&map).map_err(|e| bad(e.to_string()))?;
     let data_start = LEN_BYTES + header_len as u64;
 

@@ -158,7 +158,7 @@ pub fn write(
     files: &SourceFiles,
     progress: &mut dyn FnMut(u64, u64) -> bool,
 ) -> Result<(), ConvertError> {
-    let io = |source| ConvertError::Io { path: path.into(), source };
+    let io = |source| ConvertError::Io { path: path.into(), error: source };
     let mut out = BufWriter::with_capacity(1 << 20, File::create(path).map_err(io)?);
     let header = header(plan);
     out.write_all(&(header.len() as u64).to_le_bytes()).map_err(io)?;
@@ -168,7 +168,7 @@ pub fn write(
     for planned in &plan.tensors {
         let source = &checkpoint.tensors[planned.source];
         let source_path = &checkpoint.files[checkpoint.storages[source.storage].file];
-        let read_error = |source| ConvertError::Io { path: source_path.clone(), source };
+        let read_error = |source| ConvertError::Io { path: source_path.clone(), error: source };
         if source.is_contiguous() && source.dtype == planned.dtype {
             let (file, start, len) = SourceFiles::contiguous_range(checkpoint, source);
             let mut file = files.file(file);
@@ -200,9 +200,9 @@ pub fn write(
 /// bit for bit, against the source (after the requested cast), and every alias.
 pub fn verify(path: &Path, plan: &Plan, checkpoint: &Checkpoint, files: &SourceFiles) -> Result<(), ConvertError> {
     let fail = |name: &str, why: String| ConvertError::Verify { path: path.into(), name: name.into(), why };
-    let file = File::open(path).map_err(|source| ConvertError::Io { path: path.into(), source })?;
+    let file = File::open(path).map_err(|source| ConvertError::Io { path: path.into(), error: source })?;
     // SAFETY: read-only map of a file this process just wrote and nobody else knows about yet.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| ConvertError::Io { path: path.into(), source })?;
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| ConvertError::Io { path: path.into(), error: source })?;
     let written = safetensors::SafeTensors::deserialize(&map).map_err(|e| fail("(header)", e.to_string()))?;
     let (_, header) = safetensors::SafeTensors::read_metadata(&map).map_err(|e| fail("(header)", e.to_string()))?;
     if written.len() != plan.tensors.len() {
@@ -218,7 +218,7 @@ pub fn verify(path: &Path, plan: &Plan, checkpoint: &Checkpoint, files: &SourceF
         raw.clear();
         files
             .read_tensor(checkpoint, source, &mut raw)
-            .map_err(|source| ConvertError::Io { path: checkpoint.files[0].clone(), source })?;
+            .map_err(|source| ConvertError::Io { path: checkpoint.files[0].clone(), error: source })?;
         expected.clear();
         cast_into(&raw, source.dtype, planned.dtype, &mut expected);
         if let Some(at) = view.data().iter().zip(&expected).position(|(a, b)| a != b) {

@@ -27,7 +27,7 @@ pub struct Source {
 
 impl Source {
     pub fn locate(src: &Path) -> Result<Source, ConvertError> {
-        let meta = std::fs::metadata(src).map_err(|source| ConvertError::Io { path: src.into(), source })?;
+        let meta = std::fs::metadata(src).map_err(|source| ConvertError::Io { path: src.into(), error: source })?;
         if meta.is_file() {
             let dir = src.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
             return Ok(Source { weights: src.into(), dir });
@@ -59,11 +59,11 @@ impl Source {
 
 /// Reads one weight file of any supported format.
 pub fn read_file(path: &Path) -> Result<Checkpoint, ConvertError> {
-    let file = File::open(path).map_err(|source| ConvertError::Io { path: path.into(), source })?;
+    let file = File::open(path).map_err(|source| ConvertError::Io { path: path.into(), error: source })?;
     let mut head = Vec::with_capacity(512);
     // The readers below start from the beginning of the file.
-    (&file).take(512).read_to_end(&mut head).map_err(|source| ConvertError::Io { path: path.into(), source })?;
-    (&file).seek(SeekFrom::Start(0)).map_err(|source| ConvertError::Io { path: path.into(), source })?;
+    (&file).take(512).read_to_end(&mut head).map_err(|source| ConvertError::Io { path: path.into(), error: source })?;
+    (&file).seek(SeekFrom::Start(0)).map_err(|source| ConvertError::Io { path: path.into(), error: source })?;
     if zip::looks_like_zip(&head) {
         torch::read_zip(path, &file)
     } else if torch::looks_like_legacy(&head) {

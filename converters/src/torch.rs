@@ -202,7 +202,7 @@ fn pickle_error(path: &Path, e: pickle::PickleError) -> ConvertError {
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ConvertError + '_ {
-    move |source| ConvertError::Io { path: path.into(), source }
+    move |source| ConvertError::Io { path: path.into(), error: source }
 }
 
 fn check_views(tensors: &[SourceTensor], storages: &[Storage], path: &Path) -> Result<(), ConvertError> {

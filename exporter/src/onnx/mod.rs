@@ -1,0 +1,4 @@
+//! Writing ONNX: the protobuf encoding and a small graph builder.
+
+pub mod graph;
+pub mod proto;
