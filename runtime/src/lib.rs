@@ -1,11 +1,18 @@
-//! Sentence encoding at deployment: ONNX Runtime and tract backends, tokenization, batching,
-//! similarity and STS evaluation. Depends on neither libtorch nor the trainer.
+//! Sentence encoding at deployment: tokenization, length-sorted batching, inference backends
+//! (ONNX Runtime, tract) behind one trait, and writing embeddings. Depends on neither
+//! libtorch nor the trainer.
 
+pub mod backend;
+pub mod batch;
+pub mod encoder;
+mod error;
+pub mod model_info;
 pub mod onnxruntime;
+pub mod output;
+pub mod similarity;
+pub mod tokenize;
 
-/// The pure-Rust ONNX engine is linked in; this names it for `simcse env`.
-pub fn tract_description() -> String {
-    let framework = tract_onnx::onnx();
-    let _ = framework; // constructing the framework registers every supported operator
-    "tract-onnx 0.23 (pure Rust, linked in)".to_string()
-}
+pub use backend::{Backend, Device};
+pub use encoder::{BackendKind, Embeddings, Encoder, EncoderOptions};
+pub use error::RuntimeError;
+pub use model_info::ModelInfo;

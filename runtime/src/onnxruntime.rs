@@ -8,11 +8,12 @@ use std::sync::OnceLock;
 /// Where `scripts/setup.sh` put the library, baked in at build time (`.cargo/config.toml`).
 const BUILT_WITH: Option<&str> = option_env!("SIMCSE_ORT_DYLIB");
 
-#[derive(Debug, Clone)]
-pub struct OrtLibrary {
+/// The loaded library and the process's one ONNX Runtime environment.
+pub struct OrtRuntime {
     pub path: PathBuf,
     /// ONNX Runtime's own description of its build (version, commit).
     pub build_info: String,
+    pub environment: ort::environment::Environment,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -25,6 +26,14 @@ pub enum OrtLoadError {
     NotFound { tried: Vec<String> },
     #[error("loading ONNX Runtime from {}: {why}", path.display())]
     Load { path: PathBuf, why: String },
+}
+
+impl OrtRuntime {
+    /// Whether this build of ONNX Runtime has the CUDA execution provider.
+    pub fn cuda_available(&self) -> bool {
+        use ort::ep::ExecutionProvider;
+        ort::ep::CUDA::is_available().unwrap_or(false)
+    }
 }
 
 /// The candidates, in order: `ORT_DYLIB_PATH`, the library beside the executable, the one the
@@ -43,18 +52,20 @@ fn candidates() -> Vec<PathBuf> {
     paths
 }
 
-/// Loads ONNX Runtime once per process; later calls return the same library (or error).
-pub fn load() -> Result<&'static OrtLibrary, OrtLoadError> {
-    static LOADED: OnceLock<Result<OrtLibrary, OrtLoadError>> = OnceLock::new();
+/// Loads ONNX Runtime once per process; later calls return the same runtime (or error).
+pub fn load() -> Result<&'static OrtRuntime, OrtLoadError> {
+    static LOADED: OnceLock<Result<OrtRuntime, OrtLoadError>> = OnceLock::new();
     LOADED.get_or_init(load_first_found).as_ref().map_err(Clone::clone)
 }
 
-fn load_first_found() -> Result<OrtLibrary, OrtLoadError> {
+fn load_first_found() -> Result<OrtRuntime, OrtLoadError> {
     let candidates = candidates();
     let path = candidates.iter().find(|p| p.is_file()).ok_or_else(|| OrtLoadError::NotFound {
         tried: candidates.iter().map(|p| p.display().to_string()).collect(),
     })?;
     let path = path.canonicalize().unwrap_or_else(|_| path.clone());
-    ort::init_from(&path).map_err(|e| OrtLoadError::Load { path: path.clone(), why: e.to_string() })?;
-    Ok(OrtLibrary { path, build_info: ort::info().to_string() })
+    let load_error = |why: String| OrtLoadError::Load { path: path.clone(), why };
+    let builder = ort::init_from(&path).map_err(|e| load_error(e.to_string()))?;
+    let environment = builder.with_name("simcse").build().map_err(|e| load_error(e.to_string()))?;
+    Ok(OrtRuntime { build_info: ort::info().to_string(), path, environment })
 }

@@ -1,0 +1,29 @@
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("{}: {error}", path.display())]
+    Io { path: PathBuf, error: std::io::Error },
+    #[error("{}: {why}", path.display())]
+    BadModel { path: PathBuf, why: String },
+    #[error("tokenizer of {}: {why}", path.display())]
+    Tokenizer { path: PathBuf, why: String },
+    #[error(transparent)]
+    OrtLoad(#[from] crate::onnxruntime::OrtLoadError),
+    #[error("ONNX Runtime: {0}")]
+    Ort(String),
+    #[error("tract: {0}")]
+    Tract(String),
+    #[error("{0}")]
+    Device(String),
+    #[error("{0}")]
+    Input(String),
+    #[error(transparent)]
+    ModelDir(#[from] simcse_converters::ModelDirError),
+}
+
+impl From<ort::Error> for RuntimeError {
+    fn from(e: ort::Error) -> Self {
+        RuntimeError::Ort(e.to_string())
+    }
+}

@@ -1,0 +1,73 @@
+//! Writing embeddings as `.npy` (NumPy), `.safetensors` or `.jsonl`, chosen by extension;
+//! written to a temporary file and renamed, so a failure leaves no partial output.
+
+use crate::{Embeddings, RuntimeError};
+use std::io::Write;
+use std::path::Path;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Npy,
+    Safetensors,
+    Jsonl,
+}
+
+/// The format a path's extension asks for; checked before any work is done.
+pub fn format_of(path: &Path) -> Result<Format, RuntimeError> {
+    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "npy" => Ok(Format::Npy),
+        "safetensors" => Ok(Format::Safetensors),
+        "jsonl" => Ok(Format::Jsonl),
+        other => Err(RuntimeError::Input(format!(
+            "{}: unknown output format `.{other}`; use .npy, .safetensors or .jsonl",
+            path.display()
+        ))),
+    }
+}
+
+pub fn write(path: &Path, embeddings: &Embeddings, sentences: &[&str]) -> Result<(), RuntimeError> {
+    let bytes = match format_of(path)? {
+        Format::Npy => npy(embeddings),
+        Format::Safetensors => safetensors(embeddings)?,
+        Format::Jsonl => jsonl(embeddings, sentences),
+    };
+    let io = |source| RuntimeError::Io { path: path.into(), error: source };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+    let result = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(&bytes)).and_then(|_| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+/// NPY format 1.0: magic, header dict padded to a multiple of 64 bytes, then little-endian f32.
+fn npy(e: &Embeddings) -> Vec<u8> {
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}", e.rows, e.dim);
+    let unpadded = 10 + header.len() + 1;
+    header.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend(e.values.iter().flat_map(|v| v.to_le_bytes()));
+    bytes
+}
+
+fn safetensors(e: &Embeddings) -> Result<Vec<u8>, RuntimeError> {
+    let data: Vec<u8> = e.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![e.rows, e.dim], &data)
+        .map_err(|err| RuntimeError::Input(err.to_string()))?;
+    let metadata = Some(std::collections::HashMap::from([("format".to_string(), "pt".to_string())]));
+    safetensors::serialize([("embeddings", view)], metadata).map_err(|err| RuntimeError::Input(err.to_string()))
+}
+
+fn jsonl(e: &Embeddings, sentences: &[&str]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, sentence) in sentences.iter().enumerate() {
+        let line = serde_json::json!({ "sentence": sentence, "embedding": e.row(i) });
+        out.extend_from_slice(line.to_string().as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
