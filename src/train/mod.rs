@@ -1,6 +1,7 @@
-//! The libtorch side of the project. Training itself (SimCSE's objectives, the fp16 linear)
-//! lands with the trainer issue; what is here is what every later part needs: which libtorch
-//! this binary runs on and which devices it can use.
+//! The libtorch side of the project: the encoders (the reference forward of exported graphs,
+//! and what training trains), and which libtorch and devices this binary runs on.
+
+pub mod model;
 
 /// The libtorch this binary is linked against and its devices, for `simcse env`.
 pub struct TorchInfo {

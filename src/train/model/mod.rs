@@ -1,0 +1,68 @@
+//! BERT, RoBERTa and GPT-2 on libtorch, with Hugging Face's parameter names, and SimCSE's
+//! poolers. The forward pass is the reference the exported ONNX graphs are checked against,
+//! and what the trainer trains.
+
+mod bert;
+mod gpt2;
+mod load;
+mod pooling;
+
+pub use load::load_weights;
+pub use pooling::pool;
+
+use simcse_converters::architecture::Architecture;
+use tch::{nn, Tensor};
+
+/// (1 - mask) * MASKED is added to attention scores: exp() of it is 0 in f32.
+pub(crate) const MASKED: f64 = -1e9;
+
+pub enum Encoder {
+    Bert(bert::Bert),
+    Gpt2(gpt2::Gpt2),
+}
+
+impl Encoder {
+    /// Creates the encoder's variables under `p` (randomly initialized; see `load_weights`).
+    /// `with_pooler`: BERT's pooler (dense + tanh over [CLS]), which the `cls` pooler uses.
+    pub fn new(p: &nn::Path, arch: &Architecture, with_pooler: bool) -> Encoder {
+        match arch {
+            Architecture::Bert(spec) => Encoder::Bert(bert::Bert::new(p, spec, with_pooler)),
+            Architecture::Gpt2(spec) => Encoder::Gpt2(gpt2::Gpt2::new(p, spec)),
+        }
+    }
+
+    /// The hidden states [batch, seq, hidden]: the embeddings' output, then each layer's
+    /// (for GPT-2 the last is after the final LayerNorm, as in Hugging Face).
+    /// `train` turns dropout on.
+    pub fn forward(&self, ids: &Tensor, mask: &Tensor, token_types: Option<&Tensor>, train: bool) -> Vec<Tensor> {
+        match self {
+            Encoder::Bert(m) => m.forward(ids, mask, token_types, train),
+            Encoder::Gpt2(m) => m.forward(ids, mask, train),
+        }
+    }
+
+    /// BERT's pooler layer, where it has one.
+    pub fn pooler_dense(&self) -> Option<&nn::Linear> {
+        match self {
+            Encoder::Bert(m) => m.pooler.as_ref(),
+            Encoder::Gpt2(_) => None,
+        }
+    }
+}
+
+/// [batch, 1, 1, seq]: 0 for tokens, MASKED for padding.
+pub(crate) fn padding_bias(mask: &Tensor) -> Tensor {
+    let mask = mask.to_kind(tch::Kind::Float);
+    let inverted: Tensor = 1.0 - mask;
+    (inverted * MASKED).unsqueeze(1).unsqueeze(1)
+}
+
+/// Multi-head scaled dot-product attention of [batch, seq, hidden] projections.
+pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor, heads: i64, dropout: f64, train: bool) -> Tensor {
+    let (batch, seq, hidden) = q.size3().expect("[batch, seq, hidden]");
+    let head_dim = hidden / heads;
+    let split = |x: &Tensor| x.view([batch, seq, heads, head_dim]).transpose(1, 2);
+    let scores = split(q).matmul(&split(k).transpose(-1, -2)) / (head_dim as f64).sqrt() + bias;
+    let probs = scores.softmax(-1, tch::Kind::Float).to_kind(q.kind()).dropout(dropout, train);
+    probs.matmul(&split(v)).transpose(1, 2).contiguous().view([batch, seq, hidden])
+}
