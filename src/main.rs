@@ -19,6 +19,10 @@ enum Command {
     /// Convert a PyTorch checkpoint (zip or legacy format, sharded or not) or safetensors into a
     /// model directory, without Python
     Convert(cli::convert::ConvertArgs),
+    /// Export a model directory's encoder, pooler included, as one ONNX file
+    Export(cli::export::ExportArgs),
+    /// Encode sentences (one a line) with an exported model: .npy, .safetensors or .jsonl
+    Encode(cli::encode::EncodeArgs),
     /// Measure a stage against its Python baseline in the same run
     Bench {
         #[command(subcommand)]
@@ -32,6 +36,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Convert(args) => cli::convert::run(args),
+        Command::Export(args) => cli::export::run(args),
+        Command::Encode(args) => cli::encode::run(args),
         Command::Bench { which } => bench::run(which),
         Command::Env => cli::env::run(),
     };

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 const LOG_EVERY: Duration = Duration::from_secs(5);
 
 pub struct Progress {
+    quiet: bool,
     label: String,
     total: u64,
     bar: Option<ProgressBar>,
@@ -18,18 +19,23 @@ pub struct Progress {
 impl Progress {
     /// Progress over `total` bytes. `quiet` shows nothing.
     pub fn bytes(label: &str, total: u64, quiet: bool) -> Progress {
+        Progress::new(label, total, quiet, "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+    }
+
+    /// Progress over `total` items (sentences, steps).
+    pub fn items(label: &str, total: u64, quiet: bool) -> Progress {
+        Progress::new(label, total, quiet, "{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+    }
+
+    fn new(label: &str, total: u64, quiet: bool, template: &str) -> Progress {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(total);
-            bar.set_style(
-                ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                    .expect("a valid template")
-                    .progress_chars("=> "),
-            );
+            bar.set_style(ProgressStyle::with_template(template).expect("a valid template").progress_chars("=> "));
             bar.set_message(label.to_string());
             bar
         });
         let now = Instant::now();
-        Progress { label: label.into(), total, bar, started: now, last_line: now }
+        Progress { quiet, label: label.into(), total, bar, started: now, last_line: now }
     }
 
     pub fn set(&mut self, done: u64, total: u64) {
@@ -37,7 +43,7 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.set_length(total);
             bar.set_position(done);
-        } else if self.last_line.elapsed() >= LOG_EVERY {
+        } else if !self.quiet && self.last_line.elapsed() >= LOG_EVERY {
             self.last_line = Instant::now();
             let percent = if total == 0 { 100.0 } else { 100.0 * done as f64 / total as f64 };
             eprintln!("{}: {percent:.0}% ({:.0} s)", self.label, self.started.elapsed().as_secs_f64());

@@ -15,9 +15,14 @@ pub fn run() -> anyhow::Result<()> {
         }
     );
     match simcse_runtime::onnxruntime::load() {
-        Ok(lib) => println!("onnxruntime {} ({})", lib.path.display(), lib.build_info.trim()),
+        Ok(lib) => println!(
+            "onnxruntime {} ({}), CUDA execution provider {}",
+            lib.path.display(),
+            lib.build_info.trim(),
+            if lib.cuda_available() { "available" } else { "not available" }
+        ),
         Err(e) => println!("onnxruntime not loaded: {e}"),
     }
-    println!("tract      {}", simcse_runtime::tract_description());
+    println!("tract      0.23, linked in (pure Rust, CPU)");
     Ok(())
 }

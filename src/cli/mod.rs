@@ -2,6 +2,9 @@
 
 pub mod convert;
 pub mod env;
+pub mod encode;
+pub mod export;
+pub mod verify;
 
 /// `1234567` -> `1.2M`, the way parameter counts are usually quoted.
 pub fn count(n: u64) -> String {
@@ -16,4 +19,14 @@ pub fn count(n: u64) -> String {
 /// Decimal megabytes, as throughput is quoted (MB/s).
 pub fn megabytes(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+/// The lines of a text file, for sentence inputs: an empty file is an error, since encoding
+/// nothing is never what was meant.
+pub fn read_lines(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let lines: Vec<String> = text.lines().map(|l| l.trim_end_matches('\r').to_string()).collect();
+    anyhow::ensure!(!lines.is_empty(), "{}: no sentences (the file is empty)", path.display());
+    Ok(lines)
 }
