@@ -39,11 +39,11 @@ setup_venv() {
     rm -rf "$VENV"
     "$PYTHON" -m venv "$VENV"
   fi
-  local stamp="$VENV/.runtime-$(stamp_of scripts/requirements-runtime.txt)"
+  local stamp="$VENV/.runtime-$(stamp_of scripts/requirements-runtime.txt scripts/requirements-test.txt)"
   if [ ! -f "$stamp" ]; then
-    log "installing libtorch 2.11.0 and ONNX Runtime 1.31.1 into .venv (about 570 MB of wheels)"
+    log "installing libtorch 2.11.0, ONNX Runtime 1.31.1 and the ONNX checker into .venv (about 600 MB of wheels)"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps --require-hashes \
-      -r scripts/requirements-runtime.txt
+      -r scripts/requirements-runtime.txt -r scripts/requirements-test.txt
     touch "$stamp"
   fi
   if [ "$REFERENCE" = 1 ]; then

@@ -10,12 +10,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
 
 fn fixture(name: &str) -> PathBuf {
-    root().join("tests/fixtures/checkpoints").join(name)
+    common::fixture(&format!("checkpoints/{name}"))
 }
 
 fn expected_json(name: &str) -> serde_json::Value {
@@ -178,8 +176,7 @@ fn tensorflow_layer_norm_names_are_renamed() {
 /// the sha256 of PyTorch's file) converts back to the very bytes of the original safetensors.
 #[test]
 fn minilm_written_by_torch_save_converts_back_to_identical_tensors() {
-    let model = root().join("assets/all-MiniLM-L6-v2/model.safetensors");
-    assert!(model.is_file(), "{} is missing: run scripts/setup.sh", model.display());
+    let model = common::asset("all-MiniLM-L6-v2/model.safetensors");
     let original = read_safetensors(&model);
     let layout: serde_json::Value =
         serde_json::from_slice(&std::fs::read(fixture("minilm_zip_skeleton.json")).unwrap()).unwrap();
