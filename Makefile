@@ -5,7 +5,7 @@ CARGO ?= cargo
 SIMCSE := target/release/simcse
 BENCH_CHECKPOINT := target/bench/bert-base
 
-.PHONY: setup build demo test bench-convert clean-demo
+.PHONY: setup build demo test bench-convert bench-encode bench-export clean-demo
 
 setup:
 	scripts/setup.sh
@@ -24,6 +24,17 @@ bench-convert: build
 	scripts/setup.sh --reference
 	test -f $(BENCH_CHECKPOINT)/pytorch_model.bin || .venv/bin/python tests/fixtures/gen_checkpoints.py --bench-checkpoint $(BENCH_CHECKPOINT)
 	$(SIMCSE) bench convert $(BENCH_CHECKPOINT) --runs 5
+
+# The converted all-MiniLM-L6-v2 that `make demo` writes, against sentence-transformers.
+bench-encode: demo
+	scripts/setup.sh --reference
+	$(SIMCSE) bench encode target/demo/all-MiniLM-L6-v2 --runs 3
+
+bench-export: build
+	scripts/setup.sh --reference
+	test -f $(BENCH_CHECKPOINT)/pytorch_model.bin || .venv/bin/python tests/fixtures/gen_checkpoints.py --bench-checkpoint $(BENCH_CHECKPOINT)
+	$(SIMCSE) convert -q $(BENCH_CHECKPOINT) target/bench/bert-base-dir --overwrite
+	$(SIMCSE) bench export target/bench/bert-base-dir --runs 3
 
 clean-demo:
 	rm -rf target/demo

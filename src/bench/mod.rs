@@ -2,6 +2,9 @@
 //! same machine, written as JSON and printed as a table (DESIGN.md, "Conventions").
 
 mod convert;
+mod encode;
+mod export;
+mod latency;
 mod process;
 
 use clap::Subcommand;
@@ -10,10 +13,24 @@ use clap::Subcommand;
 pub enum BenchCommand {
     /// `simcse convert` against PyTorch (torch.load + safetensors.torch.save_file): seconds and peak RSS
     Convert(convert::ConvertBenchArgs),
+    /// Sentences/s and peak RSS of our ONNX Runtime and tract backends against sentence-transformers
+    Encode(encode::EncodeBenchArgs),
+    /// `simcse export` against torch.onnx.export: seconds and peak RSS
+    Export(export::ExportBenchArgs),
+    /// Per-batch latency and throughput of an exported graph on ONNX Runtime (CPU or CUDA),
+    /// optionally beside PyTorch eager
+    Latency(latency::LatencyBenchArgs),
+    /// One measured run of our encoder (what `bench encode` runs in a child process)
+    #[command(hide = true)]
+    EncodeWorker(encode::EncodeWorkerArgs),
 }
 
 pub fn run(which: BenchCommand) -> anyhow::Result<()> {
     match which {
         BenchCommand::Convert(args) => convert::run(args),
+        BenchCommand::Encode(args) => encode::run(args),
+        BenchCommand::Export(args) => export::run(args),
+        BenchCommand::Latency(args) => latency::run(args),
+        BenchCommand::EncodeWorker(args) => encode::worker(args),
     }
 }

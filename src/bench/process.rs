@@ -72,3 +72,81 @@ pub fn machine() -> serde_json::Value {
         "memory_gib": (mem_kb as f64 / 1048576.0 * 10.0).round() / 10.0,
     })
 }
+
+/// One side of a comparison: a command run in its own process. Where `reports` is set, the
+/// command's last line of output is a JSON object of its own timings (load, encode, ...).
+pub struct Contender {
+    pub name: String,
+    pub command: Box<dyn Fn() -> Command>,
+    pub reports: bool,
+}
+
+/// What the runs of one contender measured.
+pub struct Runs {
+    pub name: String,
+    pub processes: Vec<Measured>,
+    pub reports: Vec<serde_json::Value>,
+}
+
+impl Runs {
+    pub fn wall_s(&self) -> f64 {
+        median(&self.processes.iter().map(|m| m.wall_s).collect::<Vec<_>>())
+    }
+
+    pub fn peak_rss_bytes(&self) -> u64 {
+        self.processes.iter().map(|m| m.peak_rss_bytes).max().unwrap_or(0)
+    }
+
+    /// The median of a timing the command reported itself.
+    pub fn reported(&self, key: &str) -> f64 {
+        median(&self.reports.iter().map(|r| r[key].as_f64().unwrap_or(f64::NAN)).collect::<Vec<_>>())
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "wall_s_median": self.wall_s(),
+            "wall_s": self.processes.iter().map(|m| m.wall_s).collect::<Vec<_>>(),
+            "peak_rss_bytes": self.peak_rss_bytes(),
+            "reports": self.reports,
+        })
+    }
+}
+
+/// One warm-up run of each contender, then `runs` rounds in which each runs once in turn.
+pub fn run_alternating(contenders: &[Contender], runs: usize) -> anyhow::Result<Vec<Runs>> {
+    anyhow::ensure!(runs > 0, "--runs must be at least 1");
+    let run_once = |c: &Contender| -> anyhow::Result<(Measured, Option<serde_json::Value>)> {
+        let measured = measure(&mut (c.command)()).with_context(|| format!("running {}", c.name))?;
+        let report = if c.reports {
+            let last = measured.stdout.lines().last().unwrap_or("");
+            Some(serde_json::from_str(last).with_context(|| format!("{} printed {last:?}, not its timings", c.name))?)
+        } else {
+            None
+        };
+        Ok((measured, report))
+    };
+    eprintln!("warming up (one run each)");
+    for c in contenders {
+        run_once(c)?;
+    }
+    let mut results: Vec<Runs> =
+        contenders.iter().map(|c| Runs { name: c.name.clone(), processes: vec![], reports: vec![] }).collect();
+    for round in 1..=runs {
+        eprintln!("run {round}/{runs}");
+        for (c, r) in contenders.iter().zip(&mut results) {
+            let (measured, report) = run_once(c)?;
+            r.processes.push(measured);
+            r.reports.extend(report);
+        }
+    }
+    Ok(results)
+}
+
+/// Writes the figures as pretty JSON, creating the directory.
+pub fn write_figures(path: &std::path::Path, figures: &serde_json::Value) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(path, serde_json::to_vec_pretty(figures)?)?;
+    Ok(())
+}

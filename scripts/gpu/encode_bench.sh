@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# GPU encoding benchmark (issue "export and runtime"), one call on the GPU machine, nothing built
+# there: a BERT-base-shaped random model exported fp32, fp16 and fp16 + --optimize ort, run on ONNX
+# Runtime's CUDA execution provider (IO binding), beside PyTorch eager fp16 (transformers BertModel)
+# in the same call. Latency p50/p99 at 1 x 32 tokens, throughput at 128 x 32 and 512 x 32.
+# Goals: batch-1 p50 <= 1.0 ms; 512 x 32 >= 1.5x PyTorch eager fp16.
+#
+# Prepare with scripts/gpu/stage.sh, then (see its header) send .gpu/ort-bundle once, and run
+#   bash scripts/gpu/encode_bench.sh            (carry: .gpu/simcse)
+# Results: $OUT/latency-*.json and a table printed last; copy them into docs/benchmarks.md.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+OUT=${OUT:-/tmp/simcse-gpu-out}
+mkdir -p "$OUT"
+PY=/opt/torch/.venv/bin/python
+SITE=/opt/torch/.venv/lib/python3.12/site-packages
+SIMCSE=${SIMCSE:-.gpu/simcse}
+WORK=/tmp/simcse-gpu
+mkdir -p "$WORK"
+
+# ONNX Runtime with the CUDA provider: unpacked once per machine, kept in /tmp/ort.
+if [ -f .gpu/ort-bundle/unpack.sh ]; then
+  bash .gpu/ort-bundle/unpack.sh /tmp/ort > "$WORK/ort-env.sh"
+fi
+[ -f "$WORK/ort-env.sh" ] || { echo "no ONNX Runtime CUDA bundle: send .gpu/ort-bundle first" >&2; exit 1; }
+# shellcheck disable=SC1091
+source "$WORK/ort-env.sh"
+export LD_LIBRARY_PATH="$SITE/torch/lib:$LD_LIBRARY_PATH"
+[ -x "$SIMCSE" ] || { echo "no $SIMCSE: run scripts/gpu/stage.sh and carry .gpu/simcse" >&2; exit 1; }
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
+"$SIMCSE" env
+
+# A random BERT-base (bert-base-uncased's shapes) made here: weights are not worth sending.
+MODEL=$WORK/bert-base
+"$PY" - "$MODEL" <<'PY'
+import json, sys, torch
+from transformers import BertConfig, BertModel
+torch.manual_seed(0)
+BertModel(BertConfig()).save_pretrained(sys.argv[1])
+json.dump({"pooler": "cls_before_pooler", "max_seq_length": 128, "normalize": False, "provenance": []},
+          open(f"{sys.argv[1]}/simcse.json", "w"))
+PY
+
+SHAPES=1x32,128x32,512x32
+for variant in fp32:none fp16:none fp16:ort; do
+  dtype=${variant%:*}; optimize=${variant#*:}
+  "$SIMCSE" export "$MODEL" --dtype "$dtype" --optimize "$optimize" -o "$WORK/$dtype-$optimize.onnx"
+  python_args=()
+  if [ "$variant" = fp16:none ]; then python_args=(--python "$PY" --python-dtype fp16); fi
+  "$SIMCSE" bench latency "$MODEL" --onnx "$WORK/$dtype-$optimize.onnx" --device cuda --shapes "$SHAPES" \
+    --iters 200 --warmup 20 "${python_args[@]}" --output "$OUT/latency-$dtype-$optimize.json"
+done
+
+"$PY" - "$OUT" <<'PY'
+import json, sys
+out = sys.argv[1]
+rows = {}
+for v in ["fp32-none", "fp16-none", "fp16-ort"]:
+    d = json.load(open(f"{out}/latency-{v}.json"))
+    rows[f"simcse ort {v}"] = {(r["batch"], r["seq"]): r for r in d["simcse"]}
+    if "pytorch" in d:
+        rows["pytorch eager fp16"] = {(r["batch"], r["seq"]): r for r in d["pytorch"]["shapes"]}
+torch = rows["pytorch eager fp16"]
+print(f"{'':<24} {'1x32 p50':>9} {'1x32 p99':>9} {'128x32 s/s':>11} {'512x32 s/s':>11} {'vs torch':>9}")
+for name, r in rows.items():
+    print(f"{name:<24} {r[(1,32)]['p50_ms']:>9.3f} {r[(1,32)]['p99_ms']:>9.3f} {r[(128,32)]['sentences_per_s']:>11.0f} "
+          f"{r[(512,32)]['sentences_per_s']:>11.0f} {r[(512,32)]['sentences_per_s'] / torch[(512,32)]['sentences_per_s']:>8.2f}x")
+PY

@@ -1,0 +1,74 @@
+//! `simcse bench export MODEL_DIR`: our exporter against `torch.onnx.export` of transformers'
+//! BertModel, on the same weights, each in its own process, in the same run.
+
+use super::process::{machine, run_alternating, write_figures, Contender};
+use clap::Args;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::Command;
+
+#[derive(Debug, Args)]
+pub struct ExportBenchArgs {
+    /// A BERT model directory (make a bert-base-sized one: `make bench-export`)
+    pub model_dir: PathBuf,
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// A Python with torch, transformers and onnx (scripts/setup.sh --reference)
+    #[arg(long, default_value = ".venv/bin/python")]
+    pub python: PathBuf,
+    #[arg(long, default_value = "target/bench/export-scratch")]
+    pub scratch: PathBuf,
+    #[arg(long, default_value = "target/bench/export.json")]
+    pub output: PathBuf,
+}
+
+const BASELINE_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python/export_torch.py");
+
+pub fn run(args: ExportBenchArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.scratch)?;
+    let exe = std::env::current_exe()?;
+    let (model, ours_out) = (args.model_dir.clone(), args.scratch.join("simcse.onnx"));
+    let ours = Contender {
+        name: "simcse export".into(),
+        reports: false,
+        command: Box::new(move || {
+            let mut c = Command::new(&exe);
+            c.arg("export").arg(&model).arg("--pooler").arg("cls_before_pooler").arg("-o").arg(&ours_out);
+            c
+        }),
+    };
+    let (python, model, torch_out) = (args.python.clone(), args.model_dir.clone(), args.scratch.join("torch.onnx"));
+    let torch = Contender {
+        name: "torch.onnx.export".into(),
+        reports: true,
+        command: Box::new(move || {
+            let mut c = Command::new(&python);
+            c.arg(BASELINE_SCRIPT).arg(&model).arg(&torch_out);
+            c
+        }),
+    };
+    let results = run_alternating(&[ours, torch], args.runs)?;
+    let (ours, torch) = (&results[0], &results[1]);
+    println!("export {}, median of {} runs", args.model_dir.display(), args.runs);
+    println!("{:<44} {:>9} {:>12}", "", "seconds", "peak RSS MB");
+    let mb = |b: u64| b as f64 / 1e6;
+    println!("{:<44} {:>9.2} {:>12.0}", "simcse export (whole process)", ours.wall_s(), mb(ours.peak_rss_bytes()));
+    println!("{:<44} {:>9.2} {:>12.0}", "torch.onnx.export (whole process)", torch.wall_s(), mb(torch.peak_rss_bytes()));
+    println!("{:<44} {:>9.2}", "torch.onnx.export, the export call alone", torch.reported("export_s"));
+    println!(
+        "speedup {:.1}x whole process, {:.1}x against the export call alone",
+        torch.wall_s() / ours.wall_s(),
+        torch.reported("export_s") / ours.wall_s()
+    );
+    let figures = json!({
+        "benchmark": "export",
+        "machine": machine(),
+        "model_dir": args.model_dir,
+        "runs": args.runs,
+        "simcse": ours.to_json(),
+        "torch": torch.to_json(),
+    });
+    write_figures(&args.output, &figures)?;
+    println!("figures written to {}", args.output.display());
+    Ok(())
+}
