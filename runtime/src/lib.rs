@@ -9,7 +9,10 @@ mod error;
 pub mod model_info;
 pub mod onnxruntime;
 pub mod output;
+pub mod search;
 pub mod similarity;
+pub mod sts;
+pub mod tool;
 pub mod tokenize;
 
 pub use backend::{Backend, Device};
