@@ -71,3 +71,32 @@ fn jsonl(e: &Embeddings, sentences: &[&str]) -> Vec<u8> {
     }
     out
 }
+
+/// Reads a 2-D little-endian f32 `.npy` (as this module and `numpy.save` write it).
+pub fn read_npy(path: &Path) -> Result<Embeddings, RuntimeError> {
+    let bytes = std::fs::read(path).map_err(|error| RuntimeError::Io { path: path.into(), error })?;
+    let bad = |why: &str| RuntimeError::Input(format!("{}: {why}", path.display()));
+    if bytes.len() < 12 || !bytes.starts_with(b"\x93NUMPY") {
+        return Err(bad("not a .npy file"));
+    }
+    let (header_len, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        _ => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+    };
+    let header = bytes.get(start..start + header_len).and_then(|h| std::str::from_utf8(h).ok()).ok_or_else(|| bad("a damaged header"))?;
+    if !header.contains("'<f4'") || header.contains("'fortran_order': True") {
+        return Err(bad("not little-endian f32 in C order"));
+    }
+    let shape: Vec<usize> = header
+        .split("'shape': (")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .map(|dims| dims.split(',').filter_map(|d| d.trim().parse().ok()).collect())
+        .ok_or_else(|| bad("no shape in the header"))?;
+    let [rows, dim] = shape[..] else { return Err(bad("not a 2-D array")) };
+    let values: Vec<f32> = bytes[start + header_len..].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    if values.len() != rows * dim {
+        return Err(bad("the data does not match the shape"));
+    }
+    Ok(Embeddings { rows, dim, values })
+}
