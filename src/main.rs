@@ -23,6 +23,10 @@ enum Command {
     Export(cli::export::ExportArgs),
     /// Encode sentences (one a line) with an exported model: .npy, .safetensors or .jsonl
     Encode(cli::encode::EncodeArgs),
+    /// STS evaluation in SentEval's protocol: SimCSE's table (STS12-16, STS-B, SICK-R), or Chinese pair sets
+    Eval(cli::eval::EvalArgs),
+    /// Semantic search over a corpus (SimCSE's tool): exact, or approximate with HNSW
+    Search(cli::search::SearchArgs),
     /// Measure a stage against its Python baseline in the same run
     Bench {
         #[command(subcommand)]
@@ -38,6 +42,8 @@ fn main() -> ExitCode {
         Command::Convert(args) => cli::convert::run(args),
         Command::Export(args) => cli::export::run(args),
         Command::Encode(args) => cli::encode::run(args),
+        Command::Eval(args) => cli::eval::run(args),
+        Command::Search(args) => cli::search::run(args),
         Command::Bench { which } => bench::run(which),
         Command::Env => cli::env::run(),
     };

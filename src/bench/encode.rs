@@ -191,27 +191,14 @@ pub fn run(args: EncodeBenchArgs) -> anyhow::Result<()> {
 
 /// Every contender must have computed the same embeddings, or the speeds mean nothing.
 fn check_agreement(scratch: &Path, contenders: &[Contender], rows: u64) -> anyhow::Result<f32> {
-    let reference = read_npy(&scratch.join("sentence-transformers.npy"))?;
+    let reference = simcse_runtime::output::read_npy(&scratch.join("sentence-transformers.npy"))?.values;
     let dim = reference.len() / rows.max(1) as usize;
     let mut min_cos = 1.0f32;
     for c in contenders.iter().filter(|c| c.name.starts_with("simcse")) {
-        let ours = read_npy(&scratch.join(format!("{}.npy", c.name)))?;
+        let ours = simcse_runtime::output::read_npy(&scratch.join(format!("{}.npy", c.name)))?.values;
         let (_, cos) = simcse_runtime::similarity::agreement(&ours, &reference, dim);
         ensure!(cos >= 0.9999, "{} disagrees with sentence-transformers: min cosine {cos}", c.name);
         min_cos = min_cos.min(cos);
     }
     Ok(min_cos)
-}
-
-/// The f32 data of a 2-D .npy file as numpy.save writes it.
-fn read_npy(path: &Path) -> anyhow::Result<Vec<f32>> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    ensure!(bytes.len() > 10 && bytes.starts_with(b"\x93NUMPY"), "{}: not a .npy file", path.display());
-    let (header_len, data_start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        _ => (u32::from_le_bytes(bytes[8..12].try_into()?) as usize, 12),
-    };
-    let header = std::str::from_utf8(&bytes[data_start..data_start + header_len])?;
-    ensure!(header.contains("'<f4'") && header.contains("False"), "{}: not little-endian f32 in C order", path.display());
-    Ok(bytes[data_start + header_len..].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect())
 }

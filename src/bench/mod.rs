@@ -3,9 +3,11 @@
 
 mod convert;
 mod encode;
+mod eval;
 mod export;
 mod latency;
 mod process;
+mod search;
 
 use clap::Subcommand;
 
@@ -15,11 +17,15 @@ pub enum BenchCommand {
     Convert(convert::ConvertBenchArgs),
     /// Sentences/s and peak RSS of our ONNX Runtime and tract backends against sentence-transformers
     Encode(encode::EncodeBenchArgs),
+    /// The test-mode STS evaluation against SentEval's protocol on transformers: seconds and peak RSS
+    Eval(eval::EvalBenchArgs),
     /// `simcse export` against torch.onnx.export: seconds and peak RSS
     Export(export::ExportBenchArgs),
     /// Per-batch latency and throughput of an exported graph on ONNX Runtime (CPU or CUDA),
     /// optionally beside PyTorch eager
     Latency(latency::LatencyBenchArgs),
+    /// Exact and HNSW search over random unit vectors: queries/s and recall@k
+    Search(search::SearchBenchArgs),
     /// One measured run of our encoder (what `bench encode` runs in a child process)
     #[command(hide = true)]
     EncodeWorker(encode::EncodeWorkerArgs),
@@ -29,8 +35,10 @@ pub fn run(which: BenchCommand) -> anyhow::Result<()> {
     match which {
         BenchCommand::Convert(args) => convert::run(args),
         BenchCommand::Encode(args) => encode::run(args),
+        BenchCommand::Eval(args) => eval::run(args),
         BenchCommand::Export(args) => export::run(args),
         BenchCommand::Latency(args) => latency::run(args),
+        BenchCommand::Search(args) => search::run(args),
         BenchCommand::EncodeWorker(args) => encode::worker(args),
     }
 }

@@ -3,7 +3,9 @@
 pub mod convert;
 pub mod env;
 pub mod encode;
+pub mod eval;
 pub mod export;
+pub mod search;
 pub mod verify;
 
 /// `1234567` -> `1.2M`, the way parameter counts are usually quoted.
@@ -29,4 +31,13 @@ pub fn read_lines(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
     let lines: Vec<String> = text.lines().map(|l| l.trim_end_matches('\r').to_string()).collect();
     anyhow::ensure!(!lines.is_empty(), "{}: no sentences (the file is empty)", path.display());
     Ok(lines)
+}
+
+/// Writes a file whole or not at all: a temporary name beside it, then a rename.
+pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }

@@ -47,6 +47,7 @@ pub fn load_i64(path: &Path, name: &str) -> Vec<i64> {
     view.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect()
 }
 
+#[allow(unused_imports)]
 pub use simcse_runtime::similarity::agreement as compare;
 
 /// Runs the ONNX checker (Python `onnx`, installed by scripts/setup.sh) on the files.
@@ -68,4 +69,27 @@ pub fn onnx_check(files: &[PathBuf]) {
 
 pub fn sentences() -> Vec<String> {
     std::fs::read_to_string(fixture("encoders/sentences.txt")).unwrap().lines().map(String::from).collect()
+}
+
+/// SentEval's data: `SIMCSE_SENTEVAL_DIR` (set by .ci/run and the Makefile) or ../shared/data/senteval.
+pub fn senteval_dir() -> PathBuf {
+    let dir = std::env::var_os("SIMCSE_SENTEVAL_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("../shared/data/senteval"));
+    assert!(dir.join("downstream/STS").is_dir(), "{} has no downstream/STS: set SIMCSE_SENTEVAL_DIR", dir.display());
+    dir
+}
+
+/// The Chinese pair sets: `SIMCSE_ZH_DIR` or ../shared/data/zh.
+pub fn zh_dir() -> PathBuf {
+    let dir = std::env::var_os("SIMCSE_ZH_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("../shared/data/zh"));
+    assert!(dir.join("STS-B").is_dir(), "{} has no STS-B: set SIMCSE_ZH_DIR", dir.display());
+    dir
+}
+
+/// all-MiniLM-L6-v2 converted and exported with `pooler` into a temporary model directory.
+pub fn minilm_model(tmp: &Path, pooler: simcse_converters::Pooler) -> PathBuf {
+    let model = tmp.join(format!("minilm-{pooler}"));
+    simcse_converters::convert(&asset("all-MiniLM-L6-v2"), &model, &Default::default(), &mut |_, _| true).unwrap();
+    let options = simcse_exporter::ExportOptions { pooler: Some(pooler), ..Default::default() };
+    simcse_exporter::export(&model, &options).unwrap();
+    model
 }

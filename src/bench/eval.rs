@@ -1,0 +1,68 @@
+//! `simcse bench eval MODEL_DIR`: the whole test-mode STS evaluation (STS12-16, STS-B test),
+//! `simcse eval` against SimCSE's protocol on transformers, each in its own process.
+
+use super::process::{machine, run_alternating, write_figures, Contender};
+use clap::Args;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::Command;
+
+#[derive(Debug, Args)]
+pub struct EvalBenchArgs {
+    /// A model directory with model.onnx that transformers can also read (the converted all-MiniLM-L6-v2)
+    pub model_dir: PathBuf,
+    #[arg(long)]
+    pub senteval_dir: PathBuf,
+    #[arg(long, default_value_t = 1)]
+    pub runs: usize,
+    #[arg(long, default_value = ".venv/bin/python")]
+    pub python: PathBuf,
+    #[arg(long, default_value = "target/bench/eval.json")]
+    pub output: PathBuf,
+}
+
+const BASELINE_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python/eval_senteval.py");
+
+pub fn run(args: EvalBenchArgs) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let (model, senteval, json_out) = (args.model_dir.clone(), args.senteval_dir.clone(), args.output.with_extension("simcse.json"));
+    let ours = Contender {
+        name: "simcse eval".into(),
+        reports: false,
+        command: Box::new(move || {
+            let mut c = Command::new(&exe);
+            c.arg("eval").arg(&model).arg("--senteval-dir").arg(&senteval).args(["--task-set", "na", "--tasks"]);
+            c.args(["STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark", "--quiet", "--output"]).arg(&json_out);
+            c
+        }),
+    };
+    let (python, model, senteval) = (args.python.clone(), args.model_dir.clone(), args.senteval_dir.clone());
+    let reference = Contender {
+        name: "SentEval protocol on transformers".into(),
+        reports: true,
+        command: Box::new(move || {
+            let mut c = Command::new(&python);
+            c.arg(BASELINE_SCRIPT).arg(&model).arg(&senteval);
+            c
+        }),
+    };
+    let results = run_alternating(&[ours, reference], args.runs)?;
+    let (ours, python) = (&results[0], &results[1]);
+    let our_scores: serde_json::Value = serde_json::from_slice(&std::fs::read(args.output.with_extension("simcse.json"))?)?;
+    println!("test-mode STS evaluation (STS12-16, STS-B test) of {}, median of {} runs", args.model_dir.display(), args.runs);
+    println!("{:<44} {:>9} {:>12}", "", "seconds", "peak RSS MB");
+    let mb = |b: u64| b as f64 / 1e6;
+    println!("{:<44} {:>9.1} {:>12.0}", "simcse eval (whole process)", ours.wall_s(), mb(ours.peak_rss_bytes()));
+    println!("{:<44} {:>9.1} {:>12.0}", "Python reference (whole process)", python.wall_s(), mb(python.peak_rss_bytes()));
+    println!("{:<44} {:>9.1}", "Python reference, the evaluation alone", python.reported("eval_s"));
+    println!("speedup {:.1}x whole process, {:.1}x against the evaluation alone", python.wall_s() / ours.wall_s(), python.reported("eval_s") / ours.wall_s());
+    for task in our_scores["tasks"].as_array().into_iter().flatten() {
+        let name = task["task"].as_str().unwrap_or("");
+        let theirs = python.reports.first().and_then(|r| r["scores"][name].as_f64()).unwrap_or(f64::NAN);
+        println!("  {name:<14} simcse {:.2}  python {:.2}", task["spearman"]["all"].as_f64().unwrap_or(f64::NAN) * 100.0, theirs);
+    }
+    write_figures(&args.output, &json!({ "benchmark": "eval", "machine": machine(), "runs": args.runs,
+        "simcse": ours.to_json(), "python": python.to_json(), "simcse_scores": our_scores["tasks"] }))?;
+    println!("figures written to {}", args.output.display());
+    Ok(())
+}
