@@ -3,9 +3,12 @@
 
 CARGO ?= cargo
 SIMCSE := target/release/simcse
+# SentEval's STS data and the Chinese pair sets (../shared/data beside the checkout by default).
+export SIMCSE_SENTEVAL_DIR ?= $(abspath ../shared/data/senteval)
+export SIMCSE_ZH_DIR ?= $(abspath ../shared/data/zh)
 BENCH_CHECKPOINT := target/bench/bert-base
 
-.PHONY: setup build demo test bench-convert bench-encode bench-export clean-demo
+.PHONY: setup build demo test bench-convert bench-encode bench-export bench-eval bench-search clean-demo
 
 setup:
 	scripts/setup.sh
@@ -35,6 +38,13 @@ bench-export: build
 	test -f $(BENCH_CHECKPOINT)/pytorch_model.bin || .venv/bin/python tests/fixtures/gen_checkpoints.py --bench-checkpoint $(BENCH_CHECKPOINT)
 	$(SIMCSE) convert -q $(BENCH_CHECKPOINT) target/bench/bert-base-dir --overwrite
 	$(SIMCSE) bench export target/bench/bert-base-dir --runs 3
+
+bench-eval: demo
+	scripts/setup.sh --reference
+	$(SIMCSE) bench eval target/demo/all-MiniLM-L6-v2 --senteval-dir $(SIMCSE_SENTEVAL_DIR)
+
+bench-search: build
+	$(SIMCSE) bench search --sizes 100000,1000000
 
 clean-demo:
 	rm -rf target/demo

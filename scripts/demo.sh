@@ -25,3 +25,11 @@ echo "== encode every STS-B test sentence on ONNX Runtime, then on tract"
 cut -f6,7 assets/stsb/sts-test.csv | tr '\t' '\n' > "$OUT/stsb-test-sentences.txt"
 $SIMCSE encode "$MODEL" --input "$OUT/stsb-test-sentences.txt" --output "$OUT/stsb-test.npy" --quiet
 $SIMCSE encode "$MODEL" --input "$OUT/stsb-test-sentences.txt" --output "$OUT/stsb-test-tract.npy" --backend tract --quiet
+echo
+echo "== STS evaluation in SentEval's protocol (SimCSE's table; SICK-R joins where its files are given)"
+$SIMCSE eval "$MODEL" --senteval-dir "${SIMCSE_SENTEVAL_DIR:-../shared/data/senteval}" --quiet --output "$OUT/sts-results.json"
+echo
+echo "== search 10,000 sentences of the bundled corpus (encoded once, kept in $OUT/corpus-index)"
+head -n 10000 assets/corpus/en.txt > "$OUT/corpus-10k.txt"
+$SIMCSE search "$MODEL" --corpus "$OUT/corpus-10k.txt" --index "$OUT/corpus-index" \
+  --query "The president spoke about the economy." --query "A dog is running in the snow." --top-k 3 --threshold 0.3
