@@ -320,7 +320,7 @@ impl<H: Handler> Machine<'_, H> {
     }
 
     fn set_items(&mut self, items: Vec<Value>) -> Result<(), PickleErrorKind> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(corrupt("SETITEMS with an odd number of values"));
         }
         match self.top()? {

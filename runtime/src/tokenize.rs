@@ -52,6 +52,23 @@ impl SentenceTokenizer {
         Ok(SentenceTokenizer { tokenizer, pad_id, max_length, source })
     }
 
+    /// The ids of special tokens ([CLS], [SEP], <s>, ...), which masking must leave alone.
+    pub fn special_ids(&self) -> Vec<i64> {
+        let mut ids: Vec<i64> =
+            self.tokenizer.get_added_tokens_decoder().iter().filter(|(_, t)| t.special).map(|(id, _)| *id as i64).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The id of a token, if the vocabulary has it.
+    pub fn token_id(&self, token: &str) -> Option<i64> {
+        self.tokenizer.token_to_id(token).map(|id| id as i64)
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.tokenizer.get_vocab_size(true)
+    }
+
     pub fn tokenize(&self, sentences: &[&str]) -> Result<Vec<Tokens>, RuntimeError> {
         let encodings = self
             .tokenizer

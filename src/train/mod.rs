@@ -1,7 +1,18 @@
 //! The libtorch side of the project: the encoders (the reference forward of exported graphs,
 //! and what training trains), and which libtorch and devices this binary runs on.
 
+pub mod checkpoint;
+pub mod data;
+pub mod device;
+pub mod foreach;
+pub mod half_linear;
+pub mod loss;
+pub mod mlm;
 pub mod model;
+pub mod optim;
+pub mod presets;
+pub mod simcse_model;
+pub mod trainer;
 
 /// The libtorch this binary is linked against and its devices, for `simcse env`.
 pub struct TorchInfo {

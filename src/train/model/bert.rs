@@ -1,6 +1,6 @@
 //! BERT and RoBERTa as Hugging Face's `BertModel` / `RobertaModel` (post-LayerNorm).
 
-use super::{attention, padding_bias};
+use super::{attention, linear, padding_bias, Precision};
 use simcse_converters::architecture::{Activation, BertSpec};
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
@@ -16,7 +16,7 @@ pub(crate) fn activation(x: &Tensor, activation: Activation) -> Tensor {
     }
 }
 
-pub(crate) fn layer_norm(p: nn::Path, hidden: i64, eps: f32) -> nn::LayerNorm {
+pub fn layer_norm(p: nn::Path, hidden: i64, eps: f32) -> nn::LayerNorm {
     nn::layer_norm(p, vec![hidden], nn::LayerNormConfig { eps: eps as f64, ..Default::default() })
 }
 
@@ -39,24 +39,25 @@ pub struct Bert {
     embeddings_norm: nn::LayerNorm,
     layers: Vec<Layer>,
     pub pooler: Option<nn::Linear>,
+    pub precision: Precision,
 }
 
 impl Bert {
     pub fn new(p: &nn::Path, spec: &BertSpec, with_pooler: bool) -> Bert {
         let h = spec.hidden as i64;
         let e = p / "embeddings";
-        let linear = |p: nn::Path, i: usize, o: usize| nn::linear(p, i as i64, o as i64, Default::default());
+        let dense = |p: nn::Path, i: usize, o: usize| nn::linear(p, i as i64, o as i64, Default::default());
         let layers = (0..spec.layers)
             .map(|i| {
                 let l = p / "encoder" / "layer" / i;
                 Layer {
-                    query: linear(&l / "attention" / "self" / "query", spec.hidden, spec.hidden),
-                    key: linear(&l / "attention" / "self" / "key", spec.hidden, spec.hidden),
-                    value: linear(&l / "attention" / "self" / "value", spec.hidden, spec.hidden),
-                    attention_out: linear(&l / "attention" / "output" / "dense", spec.hidden, spec.hidden),
+                    query: dense(&l / "attention" / "self" / "query", spec.hidden, spec.hidden),
+                    key: dense(&l / "attention" / "self" / "key", spec.hidden, spec.hidden),
+                    value: dense(&l / "attention" / "self" / "value", spec.hidden, spec.hidden),
+                    attention_out: dense(&l / "attention" / "output" / "dense", spec.hidden, spec.hidden),
                     attention_norm: layer_norm(&l / "attention" / "output" / "LayerNorm", h, spec.eps),
-                    intermediate: linear(&l / "intermediate" / "dense", spec.hidden, spec.intermediate),
-                    output: linear(&l / "output" / "dense", spec.intermediate, spec.hidden),
+                    intermediate: dense(&l / "intermediate" / "dense", spec.hidden, spec.intermediate),
+                    output: dense(&l / "output" / "dense", spec.intermediate, spec.hidden),
                     output_norm: layer_norm(&l / "output" / "LayerNorm", h, spec.eps),
                 }
             })
@@ -68,7 +69,8 @@ impl Bert {
             token_types: nn::embedding(&e / "token_type_embeddings", spec.type_vocab as i64, h, Default::default()),
             embeddings_norm: layer_norm(&e / "LayerNorm", h, spec.eps),
             layers,
-            pooler: with_pooler.then(|| linear(p / "pooler" / "dense", spec.hidden, spec.hidden)),
+            pooler: with_pooler.then(|| dense(p / "pooler" / "dense", spec.hidden, spec.hidden)),
+            precision: Precision::F32,
         }
     }
 
@@ -89,21 +91,23 @@ impl Bert {
         let x = self.words.forward(ids) + self.positions.forward(&self.position_ids(ids)) + self.token_types.forward(&types);
         let x = self.embeddings_norm.forward(&x).dropout(DROPOUT, train);
         let bias = padding_bias(mask);
+        let p = self.precision;
         let mut states = vec![x];
         for layer in &self.layers {
             let x = states.last().unwrap();
             let context = attention(
-                &layer.query.forward(x),
-                &layer.key.forward(x),
-                &layer.value.forward(x),
+                &linear(&layer.query, x, p),
+                &linear(&layer.key, x, p),
+                &linear(&layer.value, x, p),
                 &bias,
                 self.spec.heads as i64,
                 DROPOUT,
                 train,
             );
-            let x = layer.attention_norm.forward(&(layer.attention_out.forward(&context).dropout(DROPOUT, train) + x));
-            let inner = activation(&layer.intermediate.forward(&x), self.spec.activation);
-            let x = layer.output_norm.forward(&(layer.output.forward(&inner).dropout(DROPOUT, train) + &x));
+            // The residual stream stays f32: half outputs are promoted when added to it.
+            let x = layer.attention_norm.forward(&(linear(&layer.attention_out, &context, p).dropout(DROPOUT, train) + x));
+            let inner = activation(&linear(&layer.intermediate, &x, p), self.spec.activation);
+            let x = layer.output_norm.forward(&(linear(&layer.output, &inner, p).dropout(DROPOUT, train) + &x));
             states.push(x);
         }
         states

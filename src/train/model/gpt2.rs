@@ -2,7 +2,8 @@
 //! positions, Conv1D layers (weights stored [in, out]).
 
 use super::bert::{activation, layer_norm};
-use super::{attention, padding_bias, MASKED};
+use super::{attention, padding_bias, Precision, MASKED};
+use crate::train::half_linear::half_linear;
 use simcse_converters::architecture::Gpt2Spec;
 use tch::nn::{self, Init, Module};
 use tch::{Kind, Tensor};
@@ -23,8 +24,12 @@ impl Conv1d {
         }
     }
 
-    fn forward(&self, x: &Tensor) -> Tensor {
-        x.matmul(&self.weight) + &self.bias
+    fn forward(&self, x: &Tensor, precision: Precision) -> Tensor {
+        match precision {
+            Precision::F32 => x.matmul(&self.weight) + &self.bias,
+            // The half linear takes [out, in]: the transposed view, whose gradient lands in `weight`.
+            Precision::Half(half) => half_linear(x, &self.weight.tr(), Some(&self.bias), half),
+        }
     }
 }
 
@@ -43,6 +48,7 @@ pub struct Gpt2 {
     positions: nn::Embedding,
     blocks: Vec<Block>,
     final_norm: nn::LayerNorm,
+    pub precision: Precision,
 }
 
 impl Gpt2 {
@@ -67,6 +73,7 @@ impl Gpt2 {
             positions: nn::embedding(p / "wpe", spec.positions as i64, h, Default::default()),
             blocks,
             final_norm: layer_norm(p / "ln_f", h, spec.eps),
+            precision: Precision::F32,
         }
     }
 
@@ -83,13 +90,14 @@ impl Gpt2 {
         let future = Tensor::ones([seq, seq], (Kind::Float, device)).triu(1) * MASKED;
         let bias = padding_bias(mask) + future;
         let mut states = vec![x.shallow_clone()];
+        let p = self.precision;
         for block in &self.blocks {
             let a = block.norm1.forward(&x);
-            let qkv = block.qkv.forward(&a).split(self.spec.hidden as i64, -1);
+            let qkv = block.qkv.forward(&a, p).split(self.spec.hidden as i64, -1);
             let context = attention(&qkv[0], &qkv[1], &qkv[2], &bias, self.spec.heads as i64, DROPOUT, train);
-            x = x + block.proj.forward(&context).dropout(DROPOUT, train);
-            let m = activation(&block.fc.forward(&block.norm2.forward(&x)), self.spec.activation);
-            x = x + block.fc_proj.forward(&m).dropout(DROPOUT, train);
+            x = x + block.proj.forward(&context, p).dropout(DROPOUT, train);
+            let m = activation(&block.fc.forward(&block.norm2.forward(&x), p), self.spec.activation);
+            x = x + block.fc_proj.forward(&m, p).dropout(DROPOUT, train);
             states.push(x.shallow_clone());
         }
         *states.last_mut().unwrap() = self.final_norm.forward(&x);

@@ -7,11 +7,30 @@ mod gpt2;
 mod load;
 mod pooling;
 
-pub use load::load_weights;
+pub use load::{init_like_huggingface, load_weights, load_weights_with, LoadSpec};
+pub use bert::layer_norm;
 pub use pooling::pool;
 
+use crate::train::half_linear::{half_linear, Half};
 use simcse_converters::architecture::Architecture;
+use tch::nn::Module;
 use tch::{nn, Tensor};
+
+/// How the layers' matrix products run: f32, or through the hand-written half-precision
+/// linear (activations of the products in half, everything else in f32).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    F32,
+    Half(Half),
+}
+
+/// An `nn::Linear` ([out, in] weight) in the given precision.
+pub(crate) fn linear(layer: &nn::Linear, x: &Tensor, precision: Precision) -> Tensor {
+    match precision {
+        Precision::F32 => layer.forward(x),
+        Precision::Half(half) => half_linear(x, &layer.ws, layer.bs.as_ref(), half),
+    }
+}
 
 /// (1 - mask) * MASKED is added to attention scores: exp() of it is 0 in f32.
 pub(crate) const MASKED: f64 = -1e9;
@@ -46,6 +65,20 @@ impl Encoder {
         match self {
             Encoder::Bert(m) => m.pooler.as_ref(),
             Encoder::Gpt2(_) => None,
+        }
+    }
+
+    pub fn set_precision(&mut self, precision: Precision) {
+        match self {
+            Encoder::Bert(m) => m.precision = precision,
+            Encoder::Gpt2(m) => m.precision = precision,
+        }
+    }
+
+    pub fn precision(&self) -> Precision {
+        match self {
+            Encoder::Bert(m) => m.precision,
+            Encoder::Gpt2(m) => m.precision,
         }
     }
 }
