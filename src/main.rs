@@ -19,6 +19,8 @@ enum Command {
     /// Convert a PyTorch checkpoint (zip or legacy format, sharded or not) or safetensors into a
     /// model directory, without Python
     Convert(cli::convert::ConvertArgs),
+    /// Train with SimCSE (unsupervised or supervised, fp32/fp16/bf16) on libtorch; SimCSE's train.py flags
+    Train(cli::train::TrainArgs),
     /// Export a model directory's encoder, pooler included, as one ONNX file
     Export(cli::export::ExportArgs),
     /// Encode sentences (one a line) with an exported model: .npy, .safetensors or .jsonl
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Convert(args) => cli::convert::run(args),
+        Command::Train(args) => cli::train::run(args),
         Command::Export(args) => cli::export::run(args),
         Command::Encode(args) => cli::encode::run(args),
         Command::Eval(args) => cli::eval::run(args),

@@ -8,6 +8,7 @@ mod export;
 mod latency;
 mod process;
 mod search;
+mod train;
 
 use clap::Subcommand;
 
@@ -26,6 +27,8 @@ pub enum BenchCommand {
     Latency(latency::LatencyBenchArgs),
     /// Exact and HNSW search over random unit vectors: queries/s and recall@k
     Search(search::SearchBenchArgs),
+    /// SimCSE training steps/s and memory on synthetic batches, beside PyTorch eager (AMP)
+    Train(train::TrainBenchArgs),
     /// One measured run of our encoder (what `bench encode` runs in a child process)
     #[command(hide = true)]
     EncodeWorker(encode::EncodeWorkerArgs),
@@ -39,6 +42,7 @@ pub fn run(which: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Export(args) => export::run(args),
         BenchCommand::Latency(args) => latency::run(args),
         BenchCommand::Search(args) => search::run(args),
+        BenchCommand::Train(args) => train::run(args),
         BenchCommand::EncodeWorker(args) => encode::worker(args),
     }
 }

@@ -6,6 +6,7 @@ pub mod encode;
 pub mod eval;
 pub mod export;
 pub mod search;
+pub mod train;
 pub mod verify;
 
 /// `1234567` -> `1.2M`, the way parameter counts are usually quoted.
