@@ -33,3 +33,15 @@ echo "== search 10,000 sentences of the bundled corpus (encoded once, kept in $O
 head -n 10000 assets/corpus/en.txt > "$OUT/corpus-10k.txt"
 $SIMCSE search "$MODEL" --corpus "$OUT/corpus-10k.txt" --index "$OUT/corpus-index" \
   --query "The president spoke about the economy." --query "A dog is running in the snow." --top-k 3 --threshold 0.3
+echo
+echo "== unsupervised SimCSE on 2,000 sentences of the bundled corpus, on the CPU ([CLS] + MLP in training only)"
+SENTEVAL=${SIMCSE_SENTEVAL_DIR:-../shared/data/senteval}
+head -n 2000 assets/corpus/en.txt > "$OUT/train-2k.txt"
+echo "-- before: the bundled model read through [CLS]"
+$SIMCSE eval "$MODEL" --senteval-dir "$SENTEVAL" --pooler cls_before_pooler --quiet
+$SIMCSE train --model-name-or-path "$MODEL" --train-file "$OUT/train-2k.txt" --output-dir "$OUT/simcse-run" \
+  --pooler-type cls --mlp-only-train --per-device-train-batch-size 32 --learning-rate 3e-5 --max-seq-length 32 \
+  --max-steps 60 --eval-steps 20 --logging-steps 10 --senteval-dir "$SENTEVAL" --quiet
+$SIMCSE export "$OUT/simcse-run/best" --verify
+echo "-- after: the best checkpoint on STS-B dev"
+$SIMCSE eval "$OUT/simcse-run/best" --senteval-dir "$SENTEVAL" --quiet

@@ -3,16 +3,17 @@
 the preset's shapes) with SimCSE's unsupervised loss ([CLS] + MLP, temperature 0.05), AdamW
 (lr 3e-5), gradient clipping at 1.0; fp32, or AMP fp16 with GradScaler, or AMP bf16.
 
-usage: train_torch.py CONFIG cpu|cuda BATCH SEQ STEPS WARMUP MODES     (MODES: fp32,amp-fp16,amp-bf16)
+usage: train_torch.py CONFIG|MODEL_DIR cpu|cuda BATCH SEQ STEPS WARMUP MODES     (MODES: fp32,amp-fp16,amp-bf16)
 Prints it/s and peak memory (torch.cuda.max_memory_allocated / reserved) per mode as JSON.
 """
 import json
+import os
 import sys
 import time
 
 import torch
 import torch.nn as nn
-from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
+from transformers import AutoModel, BertConfig, BertModel, RobertaConfig, RobertaModel
 
 name, device, batch, seq, steps, warmup, modes = sys.argv[1:8]
 batch, seq, steps, warmup = int(batch), int(seq), int(steps), int(warmup)
@@ -20,6 +21,8 @@ SHAPES = {"bert-base": (768, 12, 12), "bert-large": (1024, 24, 16), "bert-tiny":
 
 
 def make_model():
+    if os.path.isdir(name):  # a model directory: its architecture and weights
+        return AutoModel.from_pretrained(name)
     if name == "roberta-base":
         return RobertaModel(RobertaConfig(vocab_size=30522, max_position_embeddings=514, type_vocab_size=1), add_pooling_layer=False)
     hidden, layers, heads = SHAPES[name]
@@ -37,6 +40,8 @@ def run(mode):
     amp_dtype = {"amp-fp16": torch.float16, "amp-bf16": torch.bfloat16}.get(mode)
     scaler = torch.amp.GradScaler(device, enabled=mode == "amp-fp16")
     ids = torch.randint(1000, model.config.vocab_size, (2 * batch, seq), device=device)
+    if hasattr(model, "pooler") and model.pooler is not None:
+        model.pooler = None  # SimCSE's BertForCL has no BERT pooler: [CLS] goes through its MLP
     mask = torch.ones_like(ids)
     labels = torch.arange(batch, device=device)
 

@@ -9,12 +9,7 @@
 #   bash scripts/gpu/encode_bench.sh            (carry: .gpu/simcse)
 # Results: $OUT/latency-*.json and a table printed last; copy them into docs/benchmarks.md.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-OUT=${OUT:-/tmp/simcse-gpu-out}
-mkdir -p "$OUT"
-PY=/opt/torch/.venv/bin/python
-SITE=/opt/torch/.venv/lib/python3.12/site-packages
-SIMCSE=${SIMCSE:-.gpu/simcse}
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 WORK=/tmp/simcse-gpu
 mkdir -p "$WORK"
 
@@ -25,9 +20,6 @@ fi
 [ -f "$WORK/ort-env.sh" ] || { echo "no ONNX Runtime CUDA bundle: send .gpu/ort-bundle first" >&2; exit 1; }
 # shellcheck disable=SC1091
 source "$WORK/ort-env.sh"
-export LD_LIBRARY_PATH="$SITE/torch/lib:$LD_LIBRARY_PATH"
-[ -x "$SIMCSE" ] || { echo "no $SIMCSE: run scripts/gpu/stage.sh and carry .gpu/simcse" >&2; exit 1; }
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 "$SIMCSE" env
 
 # A random BERT-base (bert-base-uncased's shapes) made here: weights are not worth sending.

@@ -23,6 +23,9 @@ pub struct TrainBenchArgs {
     /// The architecture, randomly initialized: bert-base, bert-large, roberta-base, gpt2, bert-tiny
     #[arg(long, default_value = "bert-base")]
     pub config: String,
+    /// Instead of --config: this model directory's architecture and weights
+    #[arg(long)]
+    pub model_dir: Option<PathBuf>,
     #[arg(long, default_value_t = 30522)]
     pub vocab_size: usize,
     /// Examples a batch (each encoded twice)
@@ -63,24 +66,34 @@ fn parse_precision(name: &str) -> anyhow::Result<PrecisionArg> {
 pub fn run(args: TrainBenchArgs) -> anyhow::Result<()> {
     ensure!(args.steps > 0 && args.batch_size > 0 && args.seq > 1, "steps, batch size and length must be positive");
     let device = select(args.device)?;
-    let config: ModelConfig = serde_json::from_value(simcse::train::presets::config(&args.config, args.vocab_size)?)?;
+    let config: ModelConfig = match &args.model_dir {
+        Some(dir) => simcse_converters::ModelDir::new(dir).config()?,
+        None => serde_json::from_value(simcse::train::presets::config(&args.config, args.vocab_size)?)?,
+    };
     let arch = Architecture::from_config(&config, std::path::Path::new(&args.config))?;
+    let vocab_size = config.vocab_size.unwrap_or(args.vocab_size);
+    let name = args.model_dir.as_ref().map_or(args.config.clone(), |d| d.display().to_string());
     let pooler = if matches!(arch, Architecture::Gpt2(_)) { Pooler::Avg } else { Pooler::Cls };
     let mut rows = Vec::new();
-    println!("SimCSE steps of a random {} ({pooler} pooler), batch {} x 2 x {} tokens, on {device:?}", args.config, args.batch_size, args.seq);
+    println!("SimCSE steps of {name} ({pooler} pooler), batch {} x 2 x {} tokens, on {device:?}", args.batch_size, args.seq);
     println!("{:<24} {:>9} {:>16} {:>14}", "", "it/s", "GPU memory GiB", "peak RSS GiB");
     for name in args.precisions.split(',') {
         let precision = parse_precision(name)?;
         tch::manual_seed(0);
         let mut model = SimcseModel::new(device, &arch, pooler, false, false)?;
-        model.init_random();
+        match &args.model_dir {
+            Some(dir) => {
+                model.load(&dir.join("model.safetensors"))?;
+            }
+            None => model.init_random(),
+        }
         model.set_precision(half_of(precision));
         let mut params: Vec<(String, Tensor)> = model.vs.variables().into_iter().collect();
         params.sort_by(|a, b| a.0.cmp(&b.0));
         let mut optimizer = AdamW::new(params, 0.0);
         let mut scaler = LossScaler::new(precision == PrecisionArg::Fp16);
         let rows_n = (2 * args.batch_size) as i64;
-        let ids = Tensor::randint_low(1000, args.vocab_size as i64, [rows_n, args.seq as i64], (Kind::Int64, device));
+        let ids = Tensor::randint_low(1000, vocab_size as i64, [rows_n, args.seq as i64], (Kind::Int64, device));
         let inputs = Inputs { ids: ids.shallow_clone(), mask: ids.ones_like(), token_types: ids.zeros_like() };
         let settings = StepSettings { temp: 0.05, hard_negative_weight: 0.0, max_grad_norm: 1.0 };
         let mut peak_gpu = 0u64;
@@ -102,12 +115,12 @@ pub fn run(args: TrainBenchArgs) -> anyhow::Result<()> {
         println!("{label:<24} {it_per_s:>9.2} {:>16} {:>14.2}", if peak_gpu > 0 { format!("{:.2}", gib(peak_gpu)) } else { "-".into() }, gib(peak_rss_bytes().unwrap_or(0)));
         rows.push(json!({ "name": label, "it_per_s": it_per_s, "gpu_memory_bytes": peak_gpu, "final_loss": loss, "loss_scale": scaler.scale }));
     }
-    let mut figures = json!({ "benchmark": "train", "machine": machine(), "config": args.config, "batch_size": args.batch_size,
+    let mut figures = json!({ "benchmark": "train", "machine": machine(), "model": name, "batch_size": args.batch_size,
         "seq": args.seq, "steps": args.steps, "device": format!("{device:?}"), "simcse": rows });
     if let Some(python) = &args.python {
         let device_name = if device == tch::Device::Cpu { "cpu" } else { "cuda" };
         let measured = measure(Command::new(python).arg(BASELINE_SCRIPT).args([
-            &args.config, device_name, &args.batch_size.to_string(), &args.seq.to_string(),
+            &name, device_name, &args.batch_size.to_string(), &args.seq.to_string(),
             &args.steps.to_string(), &args.warmup.to_string(), &args.python_modes,
         ]))
         .context("running the PyTorch baseline")?;
