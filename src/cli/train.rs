@@ -25,8 +25,8 @@ pub enum EvaluationStrategy {
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// A model directory (see `simcse convert`): the weights to start from and the tokenizer
-    #[arg(long)]
-    pub model_name_or_path: PathBuf,
+    #[arg(long, required_unless_present = "resume")]
+    pub model_name_or_path: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "pretrained")]
     pub init: InitArg,
     /// With --init random: bert-base, bert-large, roberta-base, gpt2 or bert-tiny
@@ -34,11 +34,11 @@ pub struct TrainArgs {
     pub config: Option<String>,
     /// .txt (a sentence a line: unsupervised) or .csv (header row; 1, 2 or 3 columns: sentences,
     /// pairs, pairs with a hard negative)
-    #[arg(long)]
-    pub train_file: PathBuf,
+    #[arg(long, required_unless_present = "resume")]
+    pub train_file: Option<PathBuf>,
     /// Written: best/ (the best model on STS-B dev), final/, state/ (to resume), metrics.jsonl
-    #[arg(long)]
-    pub output_dir: PathBuf,
+    #[arg(long, required_unless_present = "resume")]
+    pub output_dir: Option<PathBuf>,
     #[arg(long, default_value = "cls")]
     pub pooler_type: Pooler,
     /// Use SimCSE's MLP over [CLS] in training only (SimCSE's unsupervised setting)
@@ -91,7 +91,7 @@ pub struct TrainArgs {
     pub logging_steps: i64,
     #[arg(long, default_value_t = 500)]
     pub save_steps: i64,
-    /// Continue a run from its state directory (OUTPUT_DIR/state)
+    /// Continue a run from its state directory (OUTPUT_DIR/state), with its configuration
     #[arg(long)]
     pub resume: Option<PathBuf>,
     /// Pause after this many steps, as Ctrl-C does: the state is saved for --resume
@@ -121,10 +121,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         anyhow::ensure!(metric == "stsb_spearman", "--metric-for-best-model: only stsb_spearman (STS-B dev Spearman) is supported");
     }
     let config = TrainConfig {
-        model_dir: args.model_name_or_path,
+        model_dir: args.model_name_or_path.unwrap_or_default(),
         random_config: (args.init == InitArg::Random).then(|| args.config.clone().unwrap_or_default()),
-        train_file: args.train_file,
-        output_dir: args.output_dir.clone(),
+        train_file: args.train_file.unwrap_or_default(),
+        output_dir: args.output_dir.clone().unwrap_or_default(),
         pooler: args.pooler_type,
         mlp_only_train: args.mlp_only_train,
         temp: args.temp,
@@ -151,7 +151,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         stop_after: args.stop_after,
     };
     let report = train(config, args.resume.as_deref())?;
-    let state = args.output_dir.join(STATE_DIR);
+    let state = report.output_dir.join(STATE_DIR);
     if report.interrupted {
         anyhow::bail!("stopped at step {}; the state is saved: continue with --resume {}", report.steps, state.display());
     }

@@ -84,10 +84,19 @@ impl TrainData {
     }
 }
 
+/// SplitMix64's finalizer: nearby inputs (seeds 42 and 43) give unrelated outputs.
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// Example indices in a shuffled order that depends only on `seed` and `epoch`, so that a
 /// resumed run sees the same order (xorshift + Fisher-Yates).
 pub fn epoch_order(len: usize, seed: u64, epoch: u64) -> Vec<usize> {
-    let mut state = (seed ^ 0x9e37_79b9_7f4a_7c15).wrapping_add(epoch.wrapping_mul(0xbf58_476d_1ce4_e5b9)) | 1;
+    // xorshift must not start at 0.
+    let mut state = splitmix(seed ^ splitmix(epoch)).max(1);
     let mut next = move || {
         state ^= state << 13;
         state ^= state >> 7;

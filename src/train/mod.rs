@@ -23,6 +23,7 @@ pub struct TorchInfo {
 }
 
 pub fn torch_info() -> TorchInfo {
+    device::load_cuda();
     TorchInfo {
         cuda_available: tch::Cuda::is_available(),
         cuda_devices: tch::Cuda::device_count(),

@@ -91,6 +91,8 @@ pub struct RunState {
     pub optimizer_steps: i64,
     pub scaler: LossScaler,
     pub best: Option<(f64, i64)>,
+    /// The training data the run started with: a resumed run must see the same.
+    pub examples: usize,
     pub config: TrainConfig,
 }
 
@@ -105,6 +107,7 @@ pub struct TrainReport {
     pub final_dir: Option<PathBuf>,
     pub seconds: f64,
     pub interrupted: bool,
+    pub output_dir: PathBuf,
 }
 
 pub const STATE_DIR: &str = "state";
@@ -194,7 +197,22 @@ impl Run {
         };
         // A resumed run keeps its configuration; the device and the terminal may differ.
         let cfg = match &saved {
-            Some(s) => TrainConfig { device: cfg.device, quiet: cfg.quiet, stop_after: cfg.stop_after, ..s.config.clone() },
+            Some(s) => {
+                let pairs = [
+                    ("model", &cfg.model_dir, &s.config.model_dir),
+                    ("training file", &cfg.train_file, &s.config.train_file),
+                    ("output directory", &cfg.output_dir, &s.config.output_dir),
+                ];
+                for (what, given, saved) in pairs {
+                    ensure!(
+                        given.as_os_str().is_empty() || given == saved,
+                        "the run being resumed used the {what} {}, not {}; a resumed run keeps its configuration",
+                        saved.display(),
+                        given.display()
+                    );
+                }
+                TrainConfig { device: cfg.device, quiet: cfg.quiet, stop_after: cfg.stop_after, ..s.config.clone() }
+            }
             None => cfg,
         };
         ensure!(cfg.batch_size > 0, "--per-device-train-batch-size must be at least 1");
@@ -214,6 +232,15 @@ impl Run {
         let config: ModelConfig = serde_json::from_value(config_json.clone()).context("the model's config.json")?;
         let arch = Architecture::from_config(&config, &cfg.model_dir.join("config.json"))?;
         let data = TrainData::load(&cfg.train_file, &tokenizer)?;
+        if let Some(s) = &saved {
+            ensure!(
+                s.examples == data.len(),
+                "{} now holds {} examples, but the run started with {}: it changed since",
+                cfg.train_file.display(),
+                data.len(),
+                s.examples
+            );
+        }
 
         let mut model = SimcseModel::new(device, &arch, cfg.pooler, cfg.mlp_only_train, cfg.do_mlm)?;
         if cfg.random_config.is_some() {
@@ -257,6 +284,7 @@ impl Run {
             optimizer_steps: 0,
             scaler: LossScaler::new(cfg.precision == PrecisionArg::Fp16),
             best: None,
+            examples: data.len(),
             config: cfg.clone(),
         });
         let mut run = Run { cfg, device, model, optimizer, state, data, tokenizer, config_json, source_simcse, evaluation, metrics };
@@ -469,6 +497,7 @@ impl Run {
             final_dir,
             seconds: started.elapsed().as_secs_f64(),
             interrupted,
+            output_dir: self.cfg.output_dir.clone(),
         })
     }
 }
