@@ -73,14 +73,14 @@ pub fn sentences() -> Vec<String> {
 
 /// SentEval's data: `SIMCSE_SENTEVAL_DIR` (set by .ci/run and the Makefile) or ../shared/data/senteval.
 pub fn senteval_dir() -> PathBuf {
-    let dir = std::env::var_os("SIMCSE_SENTEVAL_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("../shared/data/senteval"));
+    let dir = std::env::var_os("SIMCSE_SENTEVAL_DIR").filter(|d| !d.is_empty()).map(PathBuf::from).unwrap_or_else(|| root().join("../shared/data/senteval"));
     assert!(dir.join("downstream/STS").is_dir(), "{} has no downstream/STS: set SIMCSE_SENTEVAL_DIR", dir.display());
     dir
 }
 
 /// The Chinese pair sets: `SIMCSE_ZH_DIR` or ../shared/data/zh.
 pub fn zh_dir() -> PathBuf {
-    let dir = std::env::var_os("SIMCSE_ZH_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("../shared/data/zh"));
+    let dir = std::env::var_os("SIMCSE_ZH_DIR").filter(|d| !d.is_empty()).map(PathBuf::from).unwrap_or_else(|| root().join("../shared/data/zh"));
     assert!(dir.join("STS-B").is_dir(), "{} has no STS-B: set SIMCSE_ZH_DIR", dir.display());
     dir
 }
