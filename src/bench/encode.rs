@@ -2,7 +2,7 @@
 //! backend (standard and fused graphs) and our tract backend against sentence-transformers on
 //! PyTorch, on every STS-B test sentence, each in its own process, in the same run.
 
-use super::process::{machine, run_alternating, write_figures, Contender};
+use super::process::{machine, python_contender, run_alternating, write_figures, Contender};
 use crate::cli::encode::BackendArg;
 use anyhow::{ensure, Context};
 use clap::Args;
@@ -128,19 +128,17 @@ pub fn run(args: EncodeBenchArgs) -> anyhow::Result<()> {
             }),
         }
     };
-    let python = {
-        let (python, model, input) = (args.python.clone(), args.model_dir.clone(), sentences_file.clone());
-        let (batch, output) = (args.batch_size.to_string(), args.scratch.join("sentence-transformers.npy"));
-        Contender {
-            name: "sentence-transformers".into(),
-            reports: true,
-            command: Box::new(move || {
-                let mut c = Command::new(&python);
-                c.arg(BASELINE_SCRIPT).arg(&model).arg(&input).arg(&batch).arg(&output);
-                c
-            }),
-        }
-    };
+    let python = python_contender(
+        "sentence-transformers",
+        &args.python,
+        BASELINE_SCRIPT,
+        vec![
+            args.model_dir.clone().into(),
+            sentences_file.clone().into(),
+            args.batch_size.to_string().into(),
+            args.scratch.join("sentence-transformers.npy").into(),
+        ],
+    );
     let contenders = vec![
         ours("simcse-ort", &standard, "ort"),
         ours("simcse-ort-fused", &fused, "ort"),

@@ -1,7 +1,7 @@
 //! `simcse bench eval MODEL_DIR`: the whole test-mode STS evaluation (STS12-16, STS-B test),
 //! `simcse eval` against SimCSE's protocol on transformers, each in its own process.
 
-use super::process::{machine, run_alternating, write_figures, Contender};
+use super::process::{machine, print_versus, python_contender, run_alternating, write_figures, Contender};
 use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
@@ -36,26 +36,17 @@ pub fn run(args: EvalBenchArgs) -> anyhow::Result<()> {
             c
         }),
     };
-    let (python, model, senteval) = (args.python.clone(), args.model_dir.clone(), args.senteval_dir.clone());
-    let reference = Contender {
-        name: "SentEval protocol on transformers".into(),
-        reports: true,
-        command: Box::new(move || {
-            let mut c = Command::new(&python);
-            c.arg(BASELINE_SCRIPT).arg(&model).arg(&senteval);
-            c
-        }),
-    };
+    let reference = python_contender(
+        "Python reference",
+        &args.python,
+        BASELINE_SCRIPT,
+        vec![args.model_dir.clone().into(), args.senteval_dir.clone().into()],
+    );
     let results = run_alternating(&[ours, reference], args.runs)?;
     let (ours, python) = (&results[0], &results[1]);
     let our_scores: serde_json::Value = serde_json::from_slice(&std::fs::read(args.output.with_extension("simcse.json"))?)?;
     println!("test-mode STS evaluation (STS12-16, STS-B test) of {}, median of {} runs", args.model_dir.display(), args.runs);
-    println!("{:<44} {:>9} {:>12}", "", "seconds", "peak RSS MB");
-    let mb = |b: u64| b as f64 / 1e6;
-    println!("{:<44} {:>9.1} {:>12.0}", "simcse eval (whole process)", ours.wall_s(), mb(ours.peak_rss_bytes()));
-    println!("{:<44} {:>9.1} {:>12.0}", "Python reference (whole process)", python.wall_s(), mb(python.peak_rss_bytes()));
-    println!("{:<44} {:>9.1}", "Python reference, the evaluation alone", python.reported("eval_s"));
-    println!("speedup {:.1}x whole process, {:.1}x against the evaluation alone", python.wall_s() / ours.wall_s(), python.reported("eval_s") / ours.wall_s());
+    print_versus(ours, python, ("the evaluation alone", "eval_s"));
     for task in our_scores["tasks"].as_array().into_iter().flatten() {
         let name = task["task"].as_str().unwrap_or("");
         let theirs = python.reports.first().and_then(|r| r["scores"][name].as_f64()).unwrap_or(f64::NAN);

@@ -1,7 +1,7 @@
 //! `simcse bench export MODEL_DIR`: our exporter against `torch.onnx.export` of transformers'
 //! BertModel, on the same weights, each in its own process, in the same run.
 
-use super::process::{machine, run_alternating, write_figures, Contender};
+use super::process::{machine, print_versus, python_contender, run_alternating, write_figures, Contender};
 use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
@@ -37,29 +37,16 @@ pub fn run(args: ExportBenchArgs) -> anyhow::Result<()> {
             c
         }),
     };
-    let (python, model, torch_out) = (args.python.clone(), args.model_dir.clone(), args.scratch.join("torch.onnx"));
-    let torch = Contender {
-        name: "torch.onnx.export".into(),
-        reports: true,
-        command: Box::new(move || {
-            let mut c = Command::new(&python);
-            c.arg(BASELINE_SCRIPT).arg(&model).arg(&torch_out);
-            c
-        }),
-    };
+    let torch = python_contender(
+        "torch.onnx.export",
+        &args.python,
+        BASELINE_SCRIPT,
+        vec![args.model_dir.clone().into(), args.scratch.join("torch.onnx").into()],
+    );
     let results = run_alternating(&[ours, torch], args.runs)?;
     let (ours, torch) = (&results[0], &results[1]);
     println!("export {}, median of {} runs", args.model_dir.display(), args.runs);
-    println!("{:<44} {:>9} {:>12}", "", "seconds", "peak RSS MB");
-    let mb = |b: u64| b as f64 / 1e6;
-    println!("{:<44} {:>9.2} {:>12.0}", "simcse export (whole process)", ours.wall_s(), mb(ours.peak_rss_bytes()));
-    println!("{:<44} {:>9.2} {:>12.0}", "torch.onnx.export (whole process)", torch.wall_s(), mb(torch.peak_rss_bytes()));
-    println!("{:<44} {:>9.2}", "torch.onnx.export, the export call alone", torch.reported("export_s"));
-    println!(
-        "speedup {:.1}x whole process, {:.1}x against the export call alone",
-        torch.wall_s() / ours.wall_s(),
-        torch.reported("export_s") / ours.wall_s()
-    );
+    print_versus(ours, torch, ("the export call alone", "export_s"));
     let figures = json!({
         "benchmark": "export",
         "machine": machine(),

@@ -150,3 +150,33 @@ pub fn write_figures(path: &std::path::Path, figures: &serde_json::Value) -> any
     std::fs::write(path, serde_json::to_vec_pretty(figures)?)?;
     Ok(())
 }
+
+/// A Python script run as a contender: `python SCRIPT ARGS...`, reporting its own timings.
+pub fn python_contender(name: &str, python: &std::path::Path, script: &'static str, args: Vec<std::ffi::OsString>) -> Contender {
+    let python = python.to_path_buf();
+    Contender {
+        name: name.into(),
+        reports: true,
+        command: Box::new(move || {
+            let mut c = Command::new(&python);
+            c.arg(script).args(&args);
+            c
+        }),
+    }
+}
+
+/// Our whole process against the baseline's, and against the baseline's own timing of its
+/// core (`inner`: the label and the key it reports), with the speedups.
+pub fn print_versus(ours: &Runs, theirs: &Runs, inner: (&str, &str)) {
+    let mb = |b: u64| b as f64 / 1e6;
+    println!("{:<48} {:>9} {:>12}", "", "seconds", "peak RSS MB");
+    println!("{:<48} {:>9.2} {:>12.0}", format!("{} (whole process)", ours.name), ours.wall_s(), mb(ours.peak_rss_bytes()));
+    println!("{:<48} {:>9.2} {:>12.0}", format!("{} (whole process)", theirs.name), theirs.wall_s(), mb(theirs.peak_rss_bytes()));
+    println!("{:<48} {:>9.2}", format!("{}, {}", theirs.name, inner.0), theirs.reported(inner.1));
+    println!(
+        "speedup {:.1}x whole process, {:.1}x against {}",
+        theirs.wall_s() / ours.wall_s(),
+        theirs.reported(inner.1) / ours.wall_s(),
+        inner.0
+    );
+}
