@@ -9,7 +9,7 @@ mod common;
 use common::{fixture, load_f32, load_i64, senteval_dir, sentences};
 use simcse::train::half_linear::{half_linear, Half};
 use simcse::train::loss::{contrastive_loss, mlm_loss};
-use simcse::train::model::{load_weights, pool, Encoder};
+use simcse::train::model::{load_weights, pool, Encoder, Precision};
 use simcse::train::optim::{linear_schedule, AdamW};
 use simcse_converters::architecture::Architecture;
 use simcse_converters::{ModelDir, Pooler};
@@ -28,12 +28,17 @@ fn max_abs_diff(a: &Tensor, b: &[f32]) -> f32 {
 
 /// Our libtorch encoder loaded from `dir`, the pooled outputs for each pooler on `ids`/`mask`.
 fn torch_forward(dir: &Path, ids: &[i64], mask: &[i64], types: &[i64], shape: [i64; 2], poolers: &[Pooler]) -> Vec<Tensor> {
+    torch_forward_in(Precision::F32, dir, ids, mask, types, shape, poolers)
+}
+
+fn torch_forward_in(precision: Precision, dir: &Path, ids: &[i64], mask: &[i64], types: &[i64], shape: [i64; 2], poolers: &[Pooler]) -> Vec<Tensor> {
     let config = ModelDir::new(dir).config().unwrap();
     let arch = Architecture::from_config(&config, dir).unwrap();
     let mut vs = nn::VarStore::new(Device::Cpu);
     let with_pooler = poolers.contains(&Pooler::Cls);
-    let encoder = Encoder::new(&vs.root(), &arch, with_pooler);
+    let mut encoder = Encoder::new(&vs.root(), &arch, with_pooler);
     load_weights(&mut vs, &dir.join("model.safetensors"), arch.weight_prefixes()).unwrap();
+    encoder.set_precision(precision);
     let (ids, mask, types) = (Tensor::from_slice(ids).view(shape), Tensor::from_slice(mask).view(shape), Tensor::from_slice(types).view(shape));
     tch::no_grad(|| {
         let states = encoder.forward(&ids, &mask, arch.uses_token_types().then_some(&types), false);
@@ -68,6 +73,28 @@ fn forward_matches_transformers_for_every_pooler() {
     for (pooler, ours) in poolers.iter().zip(outputs) {
         let diff = max_abs_diff(&ours, &expected[&format!("pooled.{pooler}")].1);
         assert!(diff <= 1e-5, "MiniLM {pooler}: max diff {diff:e}");
+    }
+}
+
+/// The half-precision forward (half linear, attention in half) stays close to transformers'
+/// fp32 output, padding included: each pooled row's cosine with the reference.
+#[test]
+fn half_precision_forward_stays_close_to_transformers() {
+    for (model, pooler) in [("bert", Pooler::ClsBeforePooler), ("bert", Pooler::Avg), ("gpt2", Pooler::Wavg)] {
+        let dir = fixture(&format!("encoders/{model}"));
+        let expected_path = dir.join("expected.safetensors");
+        let expected = load_f32(&expected_path);
+        let ids = load_i64(&expected_path, "input_ids");
+        let mask = load_i64(&expected_path, "attention_mask");
+        assert!(mask.contains(&0), "the fixture should have padding");
+        let types = if model == "bert" { load_i64(&expected_path, "token_type_ids") } else { vec![0; ids.len()] };
+        let shape = [8, ids.len() as i64 / 8];
+        let reference = Tensor::from_slice(&expected[&format!("pooled.{pooler}")].1).view([8, -1]);
+        for (half, min_cosine) in [(Half::F16, 0.99999), (Half::BF16, 0.9999)] {
+            let ours = torch_forward_in(Precision::Half(half), &dir, &ids, &mask, &types, shape, &[pooler]).remove(0).to_kind(Kind::Float);
+            let cosine = Tensor::cosine_similarity(&ours, &reference, 1, 1e-8).min().double_value(&[]);
+            assert!(cosine >= min_cosine, "{model} {pooler} {half:?}: lowest cosine {cosine}");
+        }
     }
 }
 

@@ -6,12 +6,10 @@
 # Goals: batch-1 p50 <= 1.0 ms; 512 x 32 >= 1.5x PyTorch eager fp16.
 #
 # Prepare with scripts/gpu/stage.sh, then (see its header) send .gpu/ort-bundle once, and run
-#   bash scripts/gpu/encode_bench.sh            (carry: .gpu/simcse)
+#   bash scripts/gpu/encode_bench.sh            (carry: .gpu/simcse.xz)
 # Results: $OUT/latency-*.json and a table printed last; copy them into docs/benchmarks.md.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-WORK=/tmp/simcse-gpu
-mkdir -p "$WORK"
 
 # ONNX Runtime with the CUDA provider: unpacked once per machine, kept in /tmp/ort.
 if [ -f .gpu/ort-bundle/unpack.sh ]; then

@@ -96,7 +96,6 @@ pub fn run(args: TrainBenchArgs) -> anyhow::Result<()> {
         let ids = Tensor::randint_low(1000, vocab_size as i64, [rows_n, args.seq as i64], (Kind::Int64, device));
         let inputs = Inputs { ids: ids.shallow_clone(), mask: ids.ones_like(), token_types: ids.zeros_like() };
         let settings = StepSettings { temp: 0.05, hard_negative_weight: 0.0, max_grad_norm: 1.0 };
-        let mut peak_gpu = 0u64;
         let step = |optimizer: &mut AdamW, scaler: &mut LossScaler| optimization_step(&model, optimizer, scaler, &inputs, 2, None, 3e-5, &settings);
         for _ in 0..args.warmup {
             let _ = step(&mut optimizer, &mut scaler);
@@ -106,10 +105,12 @@ pub fn run(args: TrainBenchArgs) -> anyhow::Result<()> {
         let mut last = Tensor::from(0.0);
         for _ in 0..args.steps {
             last = step(&mut optimizer, &mut scaler);
-            peak_gpu = peak_gpu.max(gpu_memory_bytes().unwrap_or(0));
         }
         let loss = last.double_value(&[]); // waits for the last step
         let it_per_s = args.steps as f64 / started.elapsed().as_secs_f64();
+        // Read after the timed steps, not during them (an NVML query costs milliseconds): the
+        // caching allocator keeps what it reserved, so this is the peak plus the CUDA context.
+        let peak_gpu = gpu_memory_bytes().unwrap_or(0);
         let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
         let label = format!("simcse {name}");
         println!("{label:<24} {it_per_s:>9.2} {:>16} {:>14.2}", if peak_gpu > 0 { format!("{:.2}", gib(peak_gpu)) } else { "-".into() }, gib(peak_rss_bytes().unwrap_or(0)));

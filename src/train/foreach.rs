@@ -23,6 +23,7 @@ extern "C" {
         error: *mut *mut c_char,
     ) -> c_int;
     fn simcse_unscale(grads: *const *const C_tensor, n: i64, found_inf: *const C_tensor, inv_scale: *const C_tensor, error: *mut *mut c_char) -> c_int;
+    fn simcse_clear_grads(params: *const *const C_tensor, n: i64, error: *mut *mut c_char) -> c_int;
     fn simcse_clip_grad_norm(grads: *const *const C_tensor, n: i64, max_norm: f64, error: *mut *mut c_char) -> *mut C_tensor;
 }
 
@@ -63,6 +64,17 @@ pub fn unscale(grads: &[Tensor], found_inf: &Tensor, inv_scale: &Tensor) {
     unsafe {
         let status = simcse_unscale(g.as_ptr(), g.len() as i64, found_inf.as_ptr(), inv_scale.as_ptr(), &mut error);
         check(status == 0, error, "unscaling gradients");
+    }
+}
+
+/// Releases the parameters' gradients (`zero_grad(set_to_none=True)`).
+pub fn clear_grads(params: &[Tensor]) {
+    let p = handles(params);
+    let mut error = std::ptr::null_mut();
+    // SAFETY: as above.
+    unsafe {
+        let status = simcse_clear_grads(p.as_ptr(), p.len() as i64, &mut error);
+        check(status == 0, error, "releasing gradients");
     }
 }
 

@@ -21,6 +21,15 @@ pub enum Half {
     BF16,
 }
 
+impl Half {
+    pub fn kind(self) -> tch::Kind {
+        match self {
+            Half::F16 => tch::Kind::Half,
+            Half::BF16 => tch::Kind::BFloat16,
+        }
+    }
+}
+
 /// y = x W^T + b in half precision, differentiable: `weight` [out, in] and `bias` [out] stay
 /// f32 (master weights) and receive f32 gradients. The output is half.
 pub fn half_linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, half: Half) -> Tensor {

@@ -59,14 +59,11 @@ impl AdamW {
         });
     }
 
+    /// As the Hugging Face Trainer's `zero_grad(set_to_none=True)`: gradients are released
+    /// rather than zeroed, so they take no memory during the next forward pass, where the peak is.
     pub fn zero_grad(&mut self) {
-        for (_, param) in &self.params {
-            let mut grad = param.grad();
-            if grad.defined() {
-                let _ = grad.detach_();
-                let _ = grad.zero_();
-            }
-        }
+        let params: Vec<Tensor> = self.params.iter().map(|(_, p)| p.shallow_clone()).collect();
+        foreach::clear_grads(&params);
     }
 
     /// `exp_avg.<name>` and `exp_avg_sq.<name>` for saving.

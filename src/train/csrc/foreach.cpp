@@ -82,4 +82,18 @@ at::Tensor* simcse_clip_grad_norm(const at::Tensor* const* grads, int64_t n, dou
   }
 }
 
+// optimizer.zero_grad(set_to_none=True): every parameter's gradient released, so that the next
+// forward pass runs without them in memory (backward allocates them again as it reaches them).
+int simcse_clear_grads(const at::Tensor* const* params, int64_t n, char** error) {
+  try {
+    for (int64_t i = 0; i < n; ++i) {
+      params[i]->mutable_grad().reset();
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    set_error(error, e.what());
+    return -1;
+  }
+}
+
 }  // extern "C"

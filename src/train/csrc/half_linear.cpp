@@ -2,7 +2,7 @@
 // a libtorch custom autograd function whose forward and backward GEMMs run in fp16 (or bf16),
 // with the weights' gradients returned in fp32 to the fp32 master weights.
 //
-//   forward   y  = x W^T + b            (x, W cast to half; cuBLAS accumulates in fp32)
+//   forward   y  = x W^T + b            (x, W, b cast to half; cuBLAS accumulates in fp32)
 //   backward  dx = g W,  dW = g^T x,  db = sum over rows of g   (in half; dW, db returned as fp32)
 //
 // Called from Rust through a C function that takes and returns tch's tensor handles
@@ -29,11 +29,8 @@ struct HalfLinear : public torch::autograd::Function<HalfLinear> {
     ctx->save_for_backward({x_half, w_half});
     ctx->saved_data["x_dtype"] = static_cast<int64_t>(x.scalar_type());
     ctx->saved_data["has_bias"] = bias.defined();
-    auto y = at::matmul(x_half, w_half.t());
-    if (bias.defined()) {
-      y = y + bias.to(half);
-    }
-    return y;
+    // at::linear fuses the bias into the GEMM (cuBLASLt's epilogue on CUDA).
+    return at::linear(x_half, w_half, bias.defined() ? bias.to(half) : at::Tensor());
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grad_outputs) {

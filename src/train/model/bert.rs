@@ -1,6 +1,6 @@
 //! BERT and RoBERTa as Hugging Face's `BertModel` / `RobertaModel` (post-LayerNorm).
 
-use super::{attention, linear, padding_bias, Precision};
+use super::{attention, bias_in, linear, padding_bias, product_input, Precision};
 use simcse_converters::architecture::{Activation, BertSpec};
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
@@ -90,15 +90,16 @@ impl Bert {
         let types = token_types.map(Tensor::shallow_clone).unwrap_or_else(|| ids.zeros_like());
         let x = self.words.forward(ids) + self.positions.forward(&self.position_ids(ids)) + self.token_types.forward(&types);
         let x = self.embeddings_norm.forward(&x).dropout(DROPOUT, train);
-        let bias = padding_bias(mask);
         let p = self.precision;
+        let bias = bias_in(padding_bias(mask), p);
         let mut states = vec![x];
         for layer in &self.layers {
             let x = states.last().unwrap();
+            let input = product_input(x, p);
             let context = attention(
-                &linear(&layer.query, x, p),
-                &linear(&layer.key, x, p),
-                &linear(&layer.value, x, p),
+                &linear(&layer.query, &input, p),
+                &linear(&layer.key, &input, p),
+                &linear(&layer.value, &input, p),
                 &bias,
                 self.spec.heads as i64,
                 DROPOUT,

@@ -2,7 +2,7 @@
 //! positions, Conv1D layers (weights stored [in, out]).
 
 use super::bert::{activation, layer_norm};
-use super::{attention, padding_bias, Precision, MASKED};
+use super::{attention, bias_in, padding_bias, Precision, MASKED};
 use crate::train::half_linear::half_linear;
 use simcse_converters::architecture::Gpt2Spec;
 use tch::nn::{self, Init, Module};
@@ -88,9 +88,9 @@ impl Gpt2 {
         let positions = Tensor::arange(seq, (Kind::Int64, device)).unsqueeze(0);
         let mut x = (self.tokens.forward(ids) + self.positions.forward(&positions)).dropout(DROPOUT, train);
         let future = Tensor::ones([seq, seq], (Kind::Float, device)).triu(1) * MASKED;
-        let bias = padding_bias(mask) + future;
-        let mut states = vec![x.shallow_clone()];
         let p = self.precision;
+        let bias = bias_in(padding_bias(mask) + future, p);
+        let mut states = vec![x.shallow_clone()];
         for block in &self.blocks {
             let a = block.norm1.forward(&x);
             let qkv = block.qkv.forward(&a, p).split(self.spec.hidden as i64, -1);

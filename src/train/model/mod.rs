@@ -14,7 +14,7 @@ pub use pooling::pool;
 use crate::train::half_linear::{half_linear, Half};
 use simcse_converters::architecture::Architecture;
 use tch::nn::Module;
-use tch::{nn, Tensor};
+use tch::{nn, Kind, Tensor};
 
 /// How the layers' matrix products run: f32, or through the hand-written half-precision
 /// linear (activations of the products in half, everything else in f32).
@@ -90,12 +90,36 @@ pub(crate) fn padding_bias(mask: &Tensor) -> Tensor {
     (inverted * MASKED).unsqueeze(1).unsqueeze(1)
 }
 
-/// Multi-head scaled dot-product attention of [batch, seq, hidden] projections.
+/// The additive attention mask in the kind the attention runs in: f32, or the half type. In
+/// fp16, MASKED becomes its lowest finite value rather than -inf, which would make a row whose
+/// keys are all masked NaN.
+pub(crate) fn bias_in(bias: Tensor, precision: Precision) -> Tensor {
+    match precision {
+        Precision::F32 => bias,
+        Precision::Half(Half::F16) => bias.clamp_min(-65504.0).to_kind(Kind::Half),
+        Precision::Half(Half::BF16) => bias.to_kind(Kind::BFloat16),
+    }
+}
+
+/// `x` in the kind the layers' products take: one cast shared by the products that read the
+/// same input (query, key and value), where each casting it would keep a copy for backward.
+pub(crate) fn product_input(x: &Tensor, precision: Precision) -> Tensor {
+    match precision {
+        Precision::F32 => x.shallow_clone(),
+        Precision::Half(half) => x.to_kind(half.kind()),
+    }
+}
+
+/// Multi-head scaled dot-product attention of [batch, seq, hidden] projections, through
+/// PyTorch's fused kernels (as transformers' default "sdpa" attention); `bias` in the
+/// projections' kind (`bias_in`).
 pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor, heads: i64, dropout: f64, train: bool) -> Tensor {
     let (batch, seq, hidden) = q.size3().expect("[batch, seq, hidden]");
     let head_dim = hidden / heads;
     let split = |x: &Tensor| x.view([batch, seq, heads, head_dim]).transpose(1, 2);
-    let scores = split(q).matmul(&split(k).transpose(-1, -2)) / (head_dim as f64).sqrt() + bias;
-    let probs = scores.softmax(-1, tch::Kind::Float).to_kind(q.kind()).dropout(dropout, train);
-    probs.matmul(&split(v)).transpose(1, 2).contiguous().view([batch, seq, hidden])
+    let dropout = if train { dropout } else { 0.0 };
+    Tensor::scaled_dot_product_attention(&split(q), &split(k), &split(v), Some(bias), dropout, false, None, false)
+        .transpose(1, 2)
+        .contiguous()
+        .view([batch, seq, hidden])
 }
