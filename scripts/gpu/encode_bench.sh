@@ -5,8 +5,10 @@
 # in the same call. Latency p50/p99 at 1 x 32 tokens, throughput at 128 x 32 and 512 x 32.
 # Goals: batch-1 p50 <= 1.0 ms; 512 x 32 >= 1.5x PyTorch eager fp16.
 #
-# Prepare with scripts/gpu/stage.sh, then (see its header) send .gpu/ort-bundle once, and run
-#   bash scripts/gpu/encode_bench.sh            (carry: .gpu/simcse.xz)
+# Prepare with `scripts/gpu/stage.sh --ort`, then, while one machine stays warm, two calls:
+#   mkdir -p /tmp/simcse-gpu && bash .gpu/ort-bundle/unpack.sh /tmp/ort > /tmp/simcse-gpu/ort-env.sh
+#                                                  (carry: .gpu/ort-bundle)
+#   bash scripts/gpu/encode_bench.sh               (carry: .gpu/simcse.xz)
 # Results: $OUT/latency-*.json and a table printed last; copy them into docs/benchmarks.md.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -22,11 +24,12 @@ source "$WORK/ort-env.sh"
 
 # A random BERT-base (bert-base-uncased's shapes) made here: weights are not worth sending.
 MODEL=$WORK/bert-base
-"$PY" - "$MODEL" <<'PY'
+"$PY" - "$MODEL" "${CONFIG:-bert-base}" <<'PY'
 import json, sys, torch
 from transformers import BertConfig, BertModel
 torch.manual_seed(0)
-BertModel(BertConfig()).save_pretrained(sys.argv[1])
+shapes = {"bert-base": {}, "bert-tiny": dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512)}
+BertModel(BertConfig(**shapes[sys.argv[2]])).save_pretrained(sys.argv[1])
 json.dump({"pooler": "cls_before_pooler", "max_seq_length": 128, "normalize": False, "provenance": []},
           open(f"{sys.argv[1]}/simcse.json", "w"))
 PY
@@ -37,8 +40,8 @@ for variant in fp32:none fp16:none fp16:ort; do
   "$SIMCSE" export "$MODEL" --dtype "$dtype" --optimize "$optimize" -o "$WORK/$dtype-$optimize.onnx"
   python_args=()
   if [ "$variant" = fp16:none ]; then python_args=(--python "$PY" --python-dtype fp16); fi
-  "$SIMCSE" bench latency "$MODEL" --onnx "$WORK/$dtype-$optimize.onnx" --device cuda --shapes "$SHAPES" \
-    --iters 200 --warmup 20 "${python_args[@]}" --output "$OUT/latency-$dtype-$optimize.json"
+  "$SIMCSE" bench latency "$MODEL" --onnx "$WORK/$dtype-$optimize.onnx" --device "$DEVICE" --shapes "$SHAPES" \
+    --iters "${ITERS:-200}" --warmup 20 "${python_args[@]}" --output "$OUT/latency-$dtype-$optimize.json"
 done
 
 "$PY" - "$OUT" <<'PY'

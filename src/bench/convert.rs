@@ -1,7 +1,7 @@
 //! `simcse bench convert CHECKPOINT`: our converter and PyTorch's (torch.load +
 //! safetensors.torch.save_file) on the same checkpoint, alternating, each in its own process.
 
-use super::process::{machine, measure, median, Measured};
+use super::process::{Measured, baseline_script, machine, measure, median};
 use anyhow::{ensure, Context};
 use clap::Args;
 use serde_json::json;
@@ -27,7 +27,8 @@ pub struct ConvertBenchArgs {
     pub output: PathBuf,
 }
 
-const BASELINE_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python/convert_torch.py");
+/// The Python baseline, under benches/python/.
+const BASELINE_SCRIPT: &str = "convert_torch.py";
 
 struct PythonRun {
     process: Measured,
@@ -50,7 +51,7 @@ pub fn run(args: ConvertBenchArgs) -> anyhow::Result<()> {
     };
     let run_python = || -> anyhow::Result<PythonRun> {
         let _ = std::fs::remove_file(&python_dst);
-        let process = measure(Command::new(&args.python).arg(BASELINE_SCRIPT).arg(&args.checkpoint).arg(&python_dst))
+        let process = measure(Command::new(&args.python).arg(baseline_script(BASELINE_SCRIPT)).arg(&args.checkpoint).arg(&python_dst))
             .context("running the Python baseline (is the reference stack installed? scripts/setup.sh --reference)")?;
         let report: serde_json::Value = serde_json::from_str(process.stdout.trim())
             .with_context(|| format!("the baseline printed {:?}", process.stdout))?;

@@ -2,7 +2,7 @@
 //! backend (standard and fused graphs) and our tract backend against sentence-transformers on
 //! PyTorch, on every STS-B test sentence, each in its own process, in the same run.
 
-use super::process::{machine, python_contender, run_alternating, write_figures, Contender};
+use super::process::{Contender, baseline_script, machine, python_contender, run_alternating, write_figures};
 use crate::cli::encode::BackendArg;
 use anyhow::{ensure, Context};
 use clap::Args;
@@ -50,7 +50,8 @@ pub struct EncodeWorkerArgs {
     pub output: PathBuf,
 }
 
-const BASELINE_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python/encode_st.py");
+/// The Python baseline, under benches/python/.
+const BASELINE_SCRIPT: &str = "encode_st.py";
 
 /// Both sentences of every pair of a raw STS-B csv, or the lines of a text file.
 fn read_sentences(path: &Path) -> anyhow::Result<Vec<String>> {
@@ -131,7 +132,7 @@ pub fn run(args: EncodeBenchArgs) -> anyhow::Result<()> {
     let python = python_contender(
         "sentence-transformers",
         &args.python,
-        BASELINE_SCRIPT,
+        baseline_script(BASELINE_SCRIPT),
         vec![
             args.model_dir.clone().into(),
             sentences_file.clone().into(),

@@ -1,7 +1,7 @@
 //! `simcse bench eval MODEL_DIR`: the whole test-mode STS evaluation (STS12-16, STS-B test),
 //! `simcse eval` against SimCSE's protocol on transformers, each in its own process.
 
-use super::process::{machine, print_versus, python_contender, run_alternating, write_figures, Contender};
+use super::process::{Contender, baseline_script, machine, print_versus, python_contender, run_alternating, write_figures};
 use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
@@ -21,7 +21,8 @@ pub struct EvalBenchArgs {
     pub output: PathBuf,
 }
 
-const BASELINE_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python/eval_senteval.py");
+/// The Python baseline, under benches/python/.
+const BASELINE_SCRIPT: &str = "eval_senteval.py";
 
 pub fn run(args: EvalBenchArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
@@ -39,7 +40,7 @@ pub fn run(args: EvalBenchArgs) -> anyhow::Result<()> {
     let reference = python_contender(
         "Python reference",
         &args.python,
-        BASELINE_SCRIPT,
+        baseline_script(BASELINE_SCRIPT),
         vec![args.model_dir.clone().into(), args.senteval_dir.clone().into()],
     );
     let results = run_alternating(&[ours, reference], args.runs)?;

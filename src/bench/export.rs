@@ -1,7 +1,7 @@
 //! `simcse bench export MODEL_DIR`: our exporter against `torch.onnx.export` of transformers'
 //! BertModel, on the same weights, each in its own process, in the same run.
 
-use super::process::{machine, print_versus, python_contender, run_alternating, write_figures, Contender};
+use super::process::{Contender, baseline_script, machine, print_versus, python_contender, run_alternating, write_figures};
 use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
@@ -22,7 +22,8 @@ pub struct ExportBenchArgs {
     pub output: PathBuf,
 }
 
-const BASELINE_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python/export_torch.py");
+/// The Python baseline, under benches/python/.
+const BASELINE_SCRIPT: &str = "export_torch.py";
 
 pub fn run(args: ExportBenchArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.scratch)?;
@@ -40,7 +41,7 @@ pub fn run(args: ExportBenchArgs) -> anyhow::Result<()> {
     let torch = python_contender(
         "torch.onnx.export",
         &args.python,
-        BASELINE_SCRIPT,
+        baseline_script(BASELINE_SCRIPT),
         vec![args.model_dir.clone().into(), args.scratch.join("torch.onnx").into()],
     );
     let results = run_alternating(&[ours, torch], args.runs)?;

@@ -3,7 +3,7 @@
 //! synthetic tokens (the tokenizer is not what is measured). Optionally beside PyTorch eager
 //! (transformers, `--python`) in the same run.
 
-use super::process::{machine, measure, write_figures};
+use super::process::{baseline_script, machine, measure, write_figures};
 use crate::cli::encode::parse_device;
 use anyhow::{ensure, Context};
 use clap::Args;
@@ -50,7 +50,8 @@ fn parse_shapes(text: &str) -> Result<Vec<(usize, usize)>, String> {
         .collect()
 }
 
-const BASELINE_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python/latency_torch.py");
+/// The Python baseline, under benches/python/.
+const BASELINE_SCRIPT: &str = "latency_torch.py";
 
 /// Milliseconds at the given percentile (nearest rank).
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -114,7 +115,7 @@ pub fn run(args: LatencyBenchArgs) -> anyhow::Result<()> {
         let device = if matches!(args.device, Device::Cpu) { "cpu" } else { "cuda" };
         let measured = measure(
             Command::new(python)
-                .arg(BASELINE_SCRIPT)
+                .arg(baseline_script(BASELINE_SCRIPT))
                 .arg(&args.model_dir)
                 .args([&args.python_dtype, device, &shapes.join(","), &args.iters.to_string(), &args.warmup.to_string()]),
         )?;

@@ -151,15 +151,25 @@ pub fn write_figures(path: &std::path::Path, figures: &serde_json::Value) -> any
     Ok(())
 }
 
+/// A baseline script of benches/python/: the checkout's the command runs in (the GPU machine
+/// gets a copy of the repository elsewhere), else the one this binary was built from.
+pub fn baseline_script(name: &str) -> std::path::PathBuf {
+    let here = std::path::Path::new("benches/python").join(name);
+    if here.is_file() {
+        return here;
+    }
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/python").join(name)
+}
+
 /// A Python script run as a contender: `python SCRIPT ARGS...`, reporting its own timings.
-pub fn python_contender(name: &str, python: &std::path::Path, script: &'static str, args: Vec<std::ffi::OsString>) -> Contender {
+pub fn python_contender(name: &str, python: &std::path::Path, script: std::path::PathBuf, args: Vec<std::ffi::OsString>) -> Contender {
     let python = python.to_path_buf();
     Contender {
         name: name.into(),
         reports: true,
         command: Box::new(move || {
             let mut c = Command::new(&python);
-            c.arg(script).args(&args);
+            c.arg(&script).args(&args);
             c
         }),
     }

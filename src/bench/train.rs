@@ -3,7 +3,7 @@
 //! AdamW, clipping), in each precision asked for, optionally beside PyTorch eager (transformers
 //! BertModel + the SimCSE loss, AMP) in the same run.
 
-use super::process::{machine, measure, write_figures};
+use super::process::{baseline_script, machine, measure, write_figures};
 use anyhow::{ensure, Context};
 use clap::Args;
 use serde_json::json;
@@ -52,7 +52,8 @@ pub struct TrainBenchArgs {
     pub output: PathBuf,
 }
 
-const BASELINE_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python/train_torch.py");
+/// The Python baseline, under benches/python/.
+const BASELINE_SCRIPT: &str = "train_torch.py";
 
 fn parse_precision(name: &str) -> anyhow::Result<PrecisionArg> {
     Ok(match name.trim() {
@@ -120,7 +121,7 @@ pub fn run(args: TrainBenchArgs) -> anyhow::Result<()> {
         "seq": args.seq, "steps": args.steps, "device": format!("{device:?}"), "simcse": rows });
     if let Some(python) = &args.python {
         let device_name = if device == tch::Device::Cpu { "cpu" } else { "cuda" };
-        let measured = measure(Command::new(python).arg(BASELINE_SCRIPT).args([
+        let measured = measure(Command::new(python).arg(baseline_script(BASELINE_SCRIPT)).args([
             &name, device_name, &args.batch_size.to_string(), &args.seq.to_string(),
             &args.steps.to_string(), &args.warmup.to_string(), &args.python_modes,
         ]))
