@@ -11,13 +11,8 @@ use simcse_runtime::{Embeddings, Encoder, EncoderOptions};
 
 /// Deterministic pseudo-random vectors (xorshift), clustered so that neighbours exist.
 fn vectors(n: usize, dim: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed | 1;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state % 20_000) as f32 / 10_000.0 - 1.0
-    };
+    let mut xorshift = simcse::rng::xorshift64(seed | 1);
+    let mut next = move || (xorshift() % 20_000) as f32 / 10_000.0 - 1.0;
     let centers: Vec<f32> = (0..16 * dim).map(|_| next()).collect();
     (0..n)
         .flat_map(|i| {

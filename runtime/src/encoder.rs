@@ -6,7 +6,7 @@ use crate::backend::tract::TractBackend;
 use crate::backend::{Backend, Device};
 use crate::batch::{length_sorted_batches, Batch};
 use crate::model_info::ModelInfo;
-use crate::tokenize::SentenceTokenizer;
+use crate::tokenize::{SentenceTokenizer, Tokens};
 use crate::RuntimeError;
 use simcse_converters::ModelDir;
 use std::path::{Path, PathBuf};
@@ -113,24 +113,45 @@ impl Encoder {
     ) -> Result<Embeddings, RuntimeError> {
         let tokens = self.tokenizer.tokenize(sentences)?;
         let dim = self.info.hidden_size;
-        let mut values = vec![0f32; sentences.len() * dim];
-        let mut done = 0;
-        for indices in length_sorted_batches(&tokens, self.batch_size) {
-            let members: Vec<_> = indices.iter().map(|&i| &tokens[i]).collect();
-            let batch = Batch::pad(&members, self.tokenizer.pad_id);
-            let output = self.backend.embed(&batch)?;
-            if output.len() != indices.len() * dim {
+        let (backend, onnx) = (&mut self.backend, &self.onnx);
+        let mut embed_batch = |batch: &Batch| -> Result<Vec<f32>, RuntimeError> {
+            let output = backend.embed(batch)?;
+            if output.len() != batch.size * dim {
                 return Err(RuntimeError::BadModel {
-                    path: self.onnx.clone(),
-                    why: format!("returned {} values for {} sentences of {dim} dimensions", output.len(), indices.len()),
+                    path: onnx.clone(),
+                    why: format!("returned {} values for {} sentences of {dim} dimensions", output.len(), batch.size),
                 });
             }
-            for (row, &index) in indices.iter().enumerate() {
-                values[index * dim..(index + 1) * dim].copy_from_slice(&output[row * dim..(row + 1) * dim]);
-            }
-            done += indices.len();
-            progress(done, sentences.len());
-        }
-        Ok(Embeddings { rows: sentences.len(), dim, values })
+            Ok(output)
+        };
+        embed_in_length_order(&tokens, self.tokenizer.pad_id, self.batch_size, dim, &mut embed_batch, progress)
     }
+}
+
+/// Embeds tokenized sentences in length-sorted batches of `batch_size` (the least padding)
+/// through `embed_batch` (a padded batch in, [batch.size, dim] row-major out), and puts every
+/// row back at its sentence's index. `progress(done, total)` after each batch.
+pub fn embed_in_length_order(
+    tokens: &[Tokens],
+    pad_id: i64,
+    batch_size: usize,
+    dim: usize,
+    embed_batch: &mut dyn FnMut(&Batch) -> Result<Vec<f32>, RuntimeError>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Embeddings, RuntimeError> {
+    let mut values = vec![0f32; tokens.len() * dim];
+    let mut done = 0;
+    for indices in length_sorted_batches(tokens, batch_size) {
+        let members: Vec<_> = indices.iter().map(|&i| &tokens[i]).collect();
+        let output = embed_batch(&Batch::pad(&members, pad_id))?;
+        if output.len() != indices.len() * dim {
+            return Err(RuntimeError::Input(format!("{} values for {} sentences of {dim} dimensions", output.len(), indices.len())));
+        }
+        for (row, &index) in indices.iter().enumerate() {
+            values[index * dim..(index + 1) * dim].copy_from_slice(&output[row * dim..(row + 1) * dim]);
+        }
+        done += indices.len();
+        progress(done, tokens.len());
+    }
+    Ok(Embeddings { rows: tokens.len(), dim, values })
 }

@@ -61,15 +61,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// Deterministic token ids in [1000, vocab) (clear of special tokens), [CLS]-free: latency only.
 fn synthetic_batch(batch: usize, seq: usize, vocab: usize) -> Batch {
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let ids = (0..batch * seq)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            1000 + (state % (vocab.saturating_sub(1000).max(1)) as u64) as i64
-        })
-        .collect();
+    let mut next = simcse::rng::xorshift64(0x2545_f491_4f6c_dd1d);
+    let ids = (0..batch * seq).map(|_| 1000 + (next() % (vocab.saturating_sub(1000).max(1)) as u64) as i64).collect();
     Batch { size: batch, seq, input_ids: ids, attention_mask: vec![1; batch * seq], token_type_ids: vec![0; batch * seq] }
 }
 

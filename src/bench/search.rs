@@ -41,13 +41,8 @@ pub struct SearchBenchArgs {
 
 /// Standard normal vectors (Box-Muller over xorshift): directions uniform on the sphere.
 fn random_vectors(n: usize, dim: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut uniform = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    };
+    let mut next = simcse::rng::xorshift64(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut uniform = move || ((next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
     (0..n * dim)
         .map(|_| ((-2.0 * uniform().ln()).sqrt() * (2.0 * std::f64::consts::PI * uniform()).cos()) as f32)
         .collect()

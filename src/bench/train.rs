@@ -56,12 +56,7 @@ pub struct TrainBenchArgs {
 const BASELINE_SCRIPT: &str = "train_torch.py";
 
 fn parse_precision(name: &str) -> anyhow::Result<PrecisionArg> {
-    Ok(match name.trim() {
-        "fp32" => PrecisionArg::Fp32,
-        "fp16" => PrecisionArg::Fp16,
-        "bf16" => PrecisionArg::Bf16,
-        other => anyhow::bail!("unknown precision `{other}` (fp32, fp16, bf16)"),
-    })
+    <PrecisionArg as clap::ValueEnum>::from_str(name.trim(), false).map_err(|_| anyhow::anyhow!("unknown precision `{}` (fp32, fp16, bf16)", name.trim()))
 }
 
 pub fn run(args: TrainBenchArgs) -> anyhow::Result<()> {
@@ -89,9 +84,7 @@ pub fn run(args: TrainBenchArgs) -> anyhow::Result<()> {
             None => model.init_random(),
         }
         model.set_precision(half_of(precision));
-        let mut params: Vec<(String, Tensor)> = model.vs.variables().into_iter().collect();
-        params.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut optimizer = AdamW::new(params, 0.0);
+        let mut optimizer = AdamW::new(model.named_variables(), 0.0);
         let mut scaler = LossScaler::new(precision == PrecisionArg::Fp16);
         let rows_n = (2 * args.batch_size) as i64;
         let ids = Tensor::randint_low(1000, vocab_size as i64, [rows_n, args.seq as i64], (Kind::Int64, device));

@@ -95,14 +95,7 @@ fn splitmix(x: u64) -> u64 {
 /// Example indices in a shuffled order that depends only on `seed` and `epoch`, so that a
 /// resumed run sees the same order (xorshift + Fisher-Yates).
 pub fn epoch_order(len: usize, seed: u64, epoch: u64) -> Vec<usize> {
-    // xorshift must not start at 0.
-    let mut state = splitmix(seed ^ splitmix(epoch)).max(1);
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = crate::rng::xorshift64(splitmix(seed ^ splitmix(epoch)));
     let mut order: Vec<usize> = (0..len).collect();
     for i in (1..len).rev() {
         let j = (next() % (i as u64 + 1)) as usize;

@@ -110,6 +110,13 @@ impl SimcseModel {
         Some(head.forward(states.last().unwrap(), self.encoder.precision()))
     }
 
+    /// Every variable, all trained, sorted by name: the order the optimizer's state is saved in.
+    pub fn named_variables(&self) -> Vec<(String, Tensor)> {
+        let mut params: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+        params.sort_by(|a, b| a.0.cmp(&b.0));
+        params
+    }
+
     /// The variables a saved model directory holds: the encoder and the pooler, not the MLM head.
     pub fn model_tensors(&self) -> Vec<(String, Tensor)> {
         let mut tensors: Vec<(String, Tensor)> = self

@@ -21,7 +21,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use simcse_converters::architecture::Architecture;
 use simcse_converters::{ModelConfig, ModelDir, Pooler, SimcseConfig};
-use simcse_runtime::batch::{length_sorted_batches, Batch};
+use simcse_runtime::batch::Batch;
+use simcse_runtime::encoder::embed_in_length_order;
 use simcse_runtime::sts::{self, DataDirs, Mode, Task};
 use simcse_runtime::tokenize::SentenceTokenizer;
 use simcse_runtime::{Embeddings, RuntimeError};
@@ -249,10 +250,7 @@ impl Run {
             model.load(&source.weights())?;
         }
         model.set_precision(half_of(cfg.precision));
-        // Every variable trains; named and sorted, so that the saved state lines up with them.
-        let mut params: Vec<(String, Tensor)> = model.vs.variables().into_iter().collect();
-        params.sort_by(|a, b| a.0.cmp(&b.0));
-        let optimizer = AdamW::new(params, cfg.weight_decay);
+        let optimizer = AdamW::new(model.named_variables(), cfg.weight_decay);
 
         let steps_per_epoch = data.len().div_ceil(cfg.batch_size) as i64;
         let total_steps = cfg.max_steps.unwrap_or_else(|| (steps_per_epoch as f64 * cfg.num_train_epochs).ceil() as i64).max(1);
@@ -308,11 +306,9 @@ impl Run {
     }
 
     fn save_state(&self) -> anyhow::Result<()> {
-        let mut params: Vec<(String, Tensor)> = self.model.vs.variables().into_iter().collect();
-        params.sort_by(|a, b| a.0.cmp(&b.0));
         let state = RunState { optimizer_steps: self.optimizer.steps, ..self.state.clone() };
         write_dir_atomically(&self.cfg.output_dir.join(STATE_DIR), |dir| {
-            write_safetensors(&dir.join("params.safetensors"), &params)?;
+            write_safetensors(&dir.join("params.safetensors"), self.optimizer.params())?;
             write_safetensors(&dir.join("optimizer.safetensors"), &self.optimizer.state())?;
             std::fs::write(dir.join("state.json"), serde_json::to_vec_pretty(&state)?)?;
             Ok(())
@@ -350,23 +346,14 @@ impl Run {
     /// STS-B dev Spearman x 100 of the model as it is now (dropout off).
     fn evaluate(&self) -> anyhow::Result<Option<f64>> {
         let Some((task, tokenizer)) = &self.evaluation else { return Ok(None) };
+        let dim = self.model.arch.hidden();
+        let mut embed_batch = |batch: &Batch| -> Result<Vec<f32>, RuntimeError> {
+            let z = tch::no_grad(|| self.model.embed(&self.inputs(batch), false)).to_device(Device::Cpu);
+            Vec::<f32>::try_from(z.flatten(0, -1)).map_err(|e| RuntimeError::Input(e.to_string()))
+        };
         let mut embed = |sentences: &[&str]| -> Result<Embeddings, RuntimeError> {
             let tokens = tokenizer.tokenize(sentences)?;
-            let dim = match &self.model.arch {
-                Architecture::Bert(s) => s.hidden,
-                Architecture::Gpt2(s) => s.hidden,
-            };
-            let mut values = vec![0f32; sentences.len() * dim];
-            for indices in length_sorted_batches(&tokens, 128) {
-                let members: Vec<_> = indices.iter().map(|&i| &tokens[i]).collect();
-                let inputs = self.inputs(&Batch::pad(&members, tokenizer.pad_id));
-                let z = tch::no_grad(|| self.model.embed(&inputs, false)).to_device(Device::Cpu);
-                let rows = Vec::<f32>::try_from(z.flatten(0, -1)).map_err(|e| RuntimeError::Input(e.to_string()))?;
-                for (row, &i) in indices.iter().enumerate() {
-                    values[i * dim..(i + 1) * dim].copy_from_slice(&rows[row * dim..(row + 1) * dim]);
-                }
-            }
-            Ok(Embeddings { rows: sentences.len(), dim, values })
+            embed_in_length_order(&tokens, tokenizer.pad_id, 128, dim, &mut embed_batch, &mut |_, _| {})
         };
         let score = sts::evaluate(std::slice::from_ref(task), &mut embed)?.remove(0);
         Ok(Some(score.reported()))

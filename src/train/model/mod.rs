@@ -14,7 +14,7 @@ pub use pooling::pool;
 use crate::train::half_linear::{half_linear, Half};
 use simcse_converters::architecture::Architecture;
 use tch::nn::Module;
-use tch::{nn, Kind, Tensor};
+use tch::{nn, Tensor};
 
 /// How the layers' matrix products run: f32, or through the hand-written half-precision
 /// linear (activations of the products in half, everything else in f32).
@@ -91,13 +91,12 @@ pub(crate) fn padding_bias(mask: &Tensor) -> Tensor {
 }
 
 /// The additive attention mask in the kind the attention runs in: f32, or the half type. In
-/// fp16, MASKED becomes its lowest finite value rather than -inf, which would make a row whose
-/// keys are all masked NaN.
+/// half, MASKED becomes fp16's lowest finite value rather than -inf, which would make a row whose
+/// keys are all masked NaN (exp() of it is 0 all the same).
 pub(crate) fn bias_in(bias: Tensor, precision: Precision) -> Tensor {
     match precision {
         Precision::F32 => bias,
-        Precision::Half(Half::F16) => bias.clamp_min(-65504.0).to_kind(Kind::Half),
-        Precision::Half(Half::BF16) => bias.to_kind(Kind::BFloat16),
+        Precision::Half(half) => bias.clamp_min(-65504.0).to_kind(half.kind()),
     }
 }
 
