@@ -113,6 +113,31 @@ impl Architecture {
         }
     }
 
+    /// The longest input in tokens the position table holds (RoBERTa numbers positions after
+    /// its padding index, so two fewer than `max_position_embeddings`).
+    pub fn max_tokens(&self) -> usize {
+        match self {
+            Architecture::Bert(s) if s.roberta => s.max_positions.saturating_sub(s.pad_token_id.max(0) as usize + 1),
+            Architecture::Bert(s) => s.max_positions,
+            Architecture::Gpt2(s) => s.positions,
+        }
+    }
+
+    /// An error naming the limit when `length` tokens would run past the position table.
+    pub fn check_length(&self, length: usize, option: &str) -> Result<(), String> {
+        let limit = self.max_tokens();
+        if length > limit {
+            let field = match self {
+                Architecture::Gpt2(_) => "n_positions",
+                _ => "max_position_embeddings",
+            };
+            return Err(format!(
+                "{option} {length} is past the model's position table: it holds {limit} tokens ({field} in config.json)"
+            ));
+        }
+        Ok(())
+    }
+
     pub fn uses_token_types(&self) -> bool {
         matches!(self, Architecture::Bert(s) if !s.roberta)
     }

@@ -107,6 +107,10 @@ pub fn check_view(tensor: &SourceTensor, storage: &Storage) -> Result<(), String
     if tensor.dtype != storage.dtype {
         return Err(format!("dtype {} does not match its storage's {}", tensor.dtype, storage.dtype));
     }
+    let bytes = tensor.shape.iter().try_fold(tensor.dtype.size(), |n, &d| n.checked_mul(d));
+    if bytes.is_none_or(|b| b as u64 > u64::MAX / 2) {
+        return Err(format!("shape {:?} has more elements than 64 bits can count: the checkpoint is damaged", tensor.shape));
+    }
     let storage_numel = storage.len / storage.dtype.size() as u64;
     match tensor.extent() {
         Some(end) if end as u64 <= storage_numel => Ok(()),

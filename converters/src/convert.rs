@@ -10,6 +10,7 @@ use crate::model_dir::{
 };
 use crate::safetensors_out::{self, Plan};
 use crate::source::Source;
+use crate::atomic::StagedDir;
 use crate::ConvertError;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -59,6 +60,7 @@ pub fn convert(
     let started = Instant::now();
     let source = Source::locate(src)?;
     check_destination(dst, &source, options.overwrite)?;
+    check_max_seq_length(&source.dir, options.max_seq_length)?;
     let checkpoint = source.read()?;
     if checkpoint.tensors.is_empty() {
         return Err(ConvertError::NotACheckpoint { path: source.weights, why: "it holds no tensors".into() });
@@ -68,16 +70,20 @@ pub fn convert(
     let files = SourceFiles::open(&checkpoint)
         .map_err(|source| ConvertError::Io { path: checkpoint.files[0].clone(), error: source })?;
 
-    let staging = Staging::create(dst)?;
-    safetensors_out::write(&staging.dir.join(WEIGHTS_FILE), &plan, &checkpoint, &files, progress)?;
+    let staging = StagedDir::create(dst)?;
+    let within = |name: &str| staging.path().join(name);
+    let as_destination = |error: ConvertError| error.named_under(staging.path(), dst);
+    safetensors_out::write(&within(WEIGHTS_FILE), &plan, &checkpoint, &files, progress).map_err(as_destination)?;
     let mut warnings = Vec::new();
-    let copied = copy_companions(&source.dir, &staging.dir, options, &mut warnings)?;
+    let copied = copy_companions(&source.dir, staging.path(), options, &mut warnings).map_err(as_destination)?;
     let (simcse, pooler_reason) = simcse_config(&source, &plan, options, checkpoint.format)?;
-    write_file(&staging.dir.join(SIMCSE_FILE), &serde_json::to_vec_pretty(&simcse).expect("serializable"))?;
+    write_file(&within(SIMCSE_FILE), &serde_json::to_vec_pretty(&simcse).expect("serializable")).map_err(as_destination)?;
     if options.verify {
-        safetensors_out::verify(&staging.dir.join(WEIGHTS_FILE), &plan, &checkpoint, &files)?;
+        safetensors_out::verify(&within(WEIGHTS_FILE), &plan, &checkpoint, &files).map_err(as_destination)?;
     }
-    staging.commit(dst, options.overwrite)?;
+    // An empty directory at the destination is taken as if it were not there.
+    let empty = std::fs::read_dir(dst).is_ok_and(|mut d| d.next().is_none());
+    staging.commit(options.overwrite || empty)?;
 
     let mut dtypes = BTreeMap::new();
     for t in &plan.tensors {
@@ -103,21 +109,54 @@ pub fn convert(
 }
 
 fn check_destination(dst: &Path, source: &Source, overwrite: bool) -> Result<(), ConvertError> {
-    let refuse = |why: &str| Err(ConvertError::Destination { path: dst.into(), why: why.into() });
+    let refuse = |why: String| Err(ConvertError::Destination { path: dst.into(), why });
+    crate::atomic::existing_parent(dst).map_err(|e| ConvertError::Destination { path: dst.into(), why: e.why })?;
     if !dst.exists() {
         return Ok(());
     }
     if !dst.is_dir() {
-        return refuse("exists and is not a directory");
+        return refuse("exists and is not a directory".into());
     }
-    let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b);
-    if same(dst, &source.dir) {
-        return refuse("is the source directory; write the model directory somewhere else");
+    let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    let dst_real = canonical(dst);
+    for src in [&source.dir, &source.weights] {
+        if canonical(src).starts_with(&dst_real) {
+            return refuse(format!(
+                "holds the source {}; replacing it would delete the source: write the model directory somewhere else",
+                src.display()
+            ));
+        }
     }
-    if !overwrite && std::fs::read_dir(dst).map(|mut d| d.next().is_some()).unwrap_or(true) {
-        return refuse("already exists; pass --overwrite to replace it");
+    let empty = std::fs::read_dir(dst).map(|mut d| d.next().is_none()).unwrap_or(false);
+    if empty {
+        return Ok(());
+    }
+    if !overwrite {
+        return refuse("already exists; pass --overwrite to replace it".into());
+    }
+    if !dst.join(SIMCSE_FILE).is_file() {
+        return refuse(format!("is not a model directory simcse wrote (it has no {SIMCSE_FILE}); not replaced, --overwrite or not"));
+    }
+    let foreign = crate::model_dir::foreign_entries(dst);
+    if !foreign.is_empty() {
+        return refuse(format!(
+            "holds files a model directory does not ({}); --overwrite replaces only what simcse wrote: move them out first",
+            foreign.join(", ")
+        ));
     }
     Ok(())
+}
+
+/// `--max-seq-length` must fit the position table of the model in `config.json` (where the
+/// source has one; without it nothing can be checked, and the other commands will need one).
+fn check_max_seq_length(dir: &Path, length: Option<usize>) -> Result<(), ConvertError> {
+    let Some(length) = length else { return Ok(()) };
+    if length < 2 {
+        return Err(ConvertError::Options(format!("--max-seq-length {length} leaves no room for a sentence between its special tokens")));
+    }
+    let Ok(config) = ModelDir::new(dir).config() else { return Ok(()) };
+    let Ok(arch) = crate::architecture::Architecture::from_config(&config, &dir.join(CONFIG_FILE)) else { return Ok(()) };
+    arch.check_length(length, "--max-seq-length").map_err(ConvertError::Options)
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ConvertError> {
@@ -253,67 +292,4 @@ fn sentence_transformers_pooler(dir: &Path) -> Option<Pooler> {
 fn sentence_transformers_max_length(dir: &Path) -> Option<usize> {
     let config: Value = crate::model_dir::read_json(&dir.join("sentence_bert_config.json"), "sentence-transformers config").ok()?;
     config.get("max_seq_length")?.as_u64().map(|n| n as usize)
-}
-
-/// A hidden directory beside the destination that becomes it by one rename. Dropped before
-/// `commit`, it is removed, so a failure leaves nothing at the destination.
-struct Staging {
-    dir: PathBuf,
-    committed: bool,
-}
-
-impl Staging {
-    fn create(dst: &Path) -> Result<Staging, ConvertError> {
-        let destination_error = |why: String| ConvertError::Destination { path: dst.into(), why };
-        let name = dst
-            .file_name()
-            .ok_or_else(|| destination_error("has no directory name".into()))?
-            .to_string_lossy()
-            .into_owned();
-        let parent = match dst.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        std::fs::create_dir_all(&parent).map_err(|e| destination_error(format!("cannot create {}: {e}", parent.display())))?;
-        let dir = parent.join(format!(".{name}.partial-{}", std::process::id()));
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| destination_error(format!("cannot clear {}: {e}", dir.display())))?;
-        }
-        std::fs::create_dir(&dir).map_err(|e| destination_error(format!("cannot write in {}: {e}", parent.display())))?;
-        Ok(Staging { dir, committed: false })
-    }
-
-    fn commit(mut self, dst: &Path, overwrite: bool) -> Result<(), ConvertError> {
-        let destination_error = |why: String| ConvertError::Destination { path: dst.into(), why };
-        let old = dst.exists().then(|| self.dir.with_file_name(format!(
-            ".{}.old-{}",
-            dst.file_name().unwrap_or_default().to_string_lossy(),
-            std::process::id()
-        )));
-        if let Some(old) = &old {
-            if !overwrite {
-                return Err(destination_error("appeared while converting; not replaced".into()));
-            }
-            std::fs::rename(dst, old).map_err(|e| destination_error(format!("cannot move it aside: {e}")))?;
-        }
-        if let Err(e) = std::fs::rename(&self.dir, dst) {
-            if let Some(old) = &old {
-                let _ = std::fs::rename(old, dst);
-            }
-            return Err(destination_error(format!("cannot rename {} into place: {e}", self.dir.display())));
-        }
-        self.committed = true;
-        if let Some(old) = old {
-            let _ = std::fs::remove_dir_all(old);
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
 }

@@ -1,3 +1,4 @@
+use crate::atomic::WriteError;
 use crate::model_dir::ModelDirError;
 use std::path::PathBuf;
 
@@ -39,4 +40,29 @@ pub enum ConvertError {
     Verify { path: PathBuf, name: String, why: String },
     #[error("interrupted; nothing was written to {}", path.display())]
     Interrupted { path: PathBuf },
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error("{0}")]
+    Options(String),
+}
+
+impl ConvertError {
+    /// The same error with paths inside the temporary directory `staging` named as they will
+    /// be under the destination `dst`: the user never sees our temporary names.
+    pub fn named_under(mut self, staging: &std::path::Path, dst: &std::path::Path) -> ConvertError {
+        use ConvertError::*;
+        let path = match &mut self {
+            Io { path, .. } | Truncated { path, .. } | Verify { path, .. } | BadTensor { path, .. } => path,
+            Interrupted { path } => {
+                *path = dst.to_path_buf();
+                return self;
+            }
+            Write(e) => &mut e.path,
+            _ => return self,
+        };
+        if let Ok(relative) = path.strip_prefix(staging) {
+            *path = dst.join(relative);
+        }
+        self
+    }
 }

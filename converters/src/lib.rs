@@ -3,6 +3,7 @@
 //! safetensors, renamed and cast into a Hugging Face model directory with `simcse.json`.
 
 pub mod architecture;
+pub mod atomic;
 pub mod checkpoint;
 pub mod convert;
 pub mod dtype;
@@ -14,10 +15,11 @@ pub mod safetensors_file;
 pub mod safetensors_out;
 pub mod source;
 pub mod torch;
+pub mod torch_write;
 pub mod zip;
 
 pub use convert::{convert, ConvertOptions, ConvertReport};
 pub use dtype::DType;
 pub use error::ConvertError;
 pub use keys::KeyMap;
-pub use model_dir::{ModelConfig, ModelDir, ModelDirError, Pooler, SimcseConfig};
+pub use model_dir::{ModelConfig, ModelDir, ModelDirError, Needs, Pooler, SimcseConfig};
