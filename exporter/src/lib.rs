@@ -10,11 +10,12 @@ mod write;
 use models::layers::Net;
 use simcse_converters::architecture::Architecture;
 use onnx::graph::Precision;
-use simcse_converters::{ModelDir, Pooler};
+use simcse_converters::{ModelDir, Needs, Pooler};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 pub use write::ONNX_FILE;
+pub use simcse_converters::model_dir::SOURCE_FINGERPRINT_KEY;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -26,6 +27,8 @@ pub enum ExportError {
     ModelDir(#[from] simcse_converters::ModelDirError),
     #[error("{0}")]
     Options(String),
+    #[error(transparent)]
+    Write(#[from] simcse_converters::atomic::WriteError),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +85,7 @@ pub struct ExportReport {
 
 pub fn export(model_dir: &Path, options: &ExportOptions) -> Result<ExportReport, ExportError> {
     let started = Instant::now();
-    let dir = ModelDir::new(model_dir);
+    let dir = ModelDir::open(model_dir, Needs::Config)?;
     let config = dir.config()?;
     let simcse = dir.simcse()?;
     let arch = Architecture::from_config(&config, &model_dir.join("config.json"))
@@ -92,6 +95,8 @@ pub fn export(model_dir: &Path, options: &ExportOptions) -> Result<ExportReport,
         .or(simcse.as_ref().map(|s| s.pooler))
         .unwrap_or(if matches!(arch, Architecture::Gpt2(_)) { Pooler::Avg } else { Pooler::ClsBeforePooler });
     arch.check_pooler(pooler).map_err(ExportError::Options)?;
+    // The architecture is known: now the weights must be there.
+    let dir = ModelDir::open(model_dir, Needs::Weights)?;
     let normalize = options.normalize.or(simcse.as_ref().map(|s| s.normalize)).unwrap_or(false);
     let max_length = simcse.as_ref().map(|s| s.max_seq_length).unwrap_or(simcse_converters::model_dir::DEFAULT_MAX_SEQ_LENGTH);
 
@@ -108,6 +113,10 @@ pub fn export(model_dir: &Path, options: &ExportOptions) -> Result<ExportReport,
         ("precision".to_string(), if options.precision == Precision::F16 { "fp16" } else { "fp32" }.to_string()),
         ("optimize".to_string(), if options.optimize == Optimize::Ort { "ort" } else { "none" }.to_string()),
         ("token_type_ids".to_string(), arch.uses_token_types().to_string()),
+        ("last_hidden_state".to_string(), options.last_hidden_state.to_string()),
+        // What the graph was made from, so that a runtime can tell when the directory's
+        // weights changed since (training writes a new best model over the old one).
+        (SOURCE_FINGERPRINT_KEY.to_string(), dir.weights_fingerprint()?),
     ];
     let path = options.output.clone().unwrap_or_else(|| model_dir.join(ONNX_FILE));
     let (nodes, initializers) = (net.g.nodes.len(), net.g.initializers.len());

@@ -20,6 +20,10 @@ pub enum RuntimeError {
     Input(String),
     #[error(transparent)]
     ModelDir(#[from] simcse_converters::ModelDirError),
+    #[error(transparent)]
+    Write(#[from] simcse_converters::atomic::WriteError),
+    #[error(transparent)]
+    Export(#[from] simcse_exporter::ExportError),
 }
 
 impl From<ort::Error> for RuntimeError {

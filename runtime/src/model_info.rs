@@ -18,6 +18,10 @@ pub struct ModelInfo {
     pub token_type_ids: bool,
     pub precision: String,
     pub optimize: String,
+    pub last_hidden_state: bool,
+    /// The fingerprint of the weights it was exported from (`ModelDir::weights_fingerprint`),
+    /// where the exporter recorded one.
+    pub source_fingerprint: Option<String>,
 }
 
 impl ModelInfo {
@@ -42,6 +46,8 @@ impl ModelInfo {
             token_type_ids: get("token_type_ids")? == "true",
             precision: get("precision")?,
             optimize: get("optimize")?,
+            last_hidden_state: props.get("last_hidden_state").is_some_and(|v| v == "true"),
+            source_fingerprint: props.get(simcse_converters::model_dir::SOURCE_FINGERPRINT_KEY).cloned(),
         })
     }
 }

@@ -1,8 +1,7 @@
 //! Writing embeddings as `.npy` (NumPy), `.safetensors` or `.jsonl`, chosen by extension;
-//! written to a temporary file and renamed, so a failure leaves no partial output.
+//! written whole or not at all (`simcse_converters::atomic`).
 
 use crate::{Embeddings, RuntimeError};
-use std::io::Write;
 use std::path::Path;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,14 +30,7 @@ pub fn write(path: &Path, embeddings: &Embeddings, sentences: &[&str]) -> Result
         Format::Safetensors => safetensors(embeddings)?,
         Format::Jsonl => jsonl(embeddings, sentences),
     };
-    let io = |source| RuntimeError::Io { path: path.into(), error: source };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.partial-{}", std::process::id()));
-    let result = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(&bytes)).and_then(|_| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
+    Ok(simcse_converters::atomic::write_bytes(path, &bytes)?)
 }
 
 /// NPY format 1.0: magic, header dict padded to a multiple of 64 bytes, then little-endian f32.

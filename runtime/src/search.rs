@@ -8,7 +8,6 @@ use hnsw_rs::hnsw::Hnsw;
 use rayon::prelude::*;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
-use std::io::Write;
 use std::path::Path;
 
 pub const EMBEDDINGS_FILE: &str = "embeddings.safetensors";
@@ -39,7 +38,20 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
-/// One result: the corpus index of a sentence and its cosine similarity to the query.
+/// `top_k` and `threshold` as SimCSE's tool takes them; an error names what makes no sense.
+pub fn check_search(top_k: usize, threshold: f32) -> Result<(), RuntimeError> {
+    if top_k == 0 {
+        return Err(RuntimeError::Input("--top-k 0 asks for no hits; give at least 1".into()));
+    }
+    if !(-1.0..=1.0).contains(&threshold) {
+        return Err(RuntimeError::Input(format!(
+            "--threshold {threshold} is not a cosine similarity: it must lie in [-1, 1] (SimCSE's default is 0.6)"
+        )));
+    }
+    Ok(())
+}
+
+/// One result: the row of a sentence in the index and its cosine similarity to the query.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hit {
     pub index: usize,
@@ -63,6 +75,9 @@ impl Default for HnswParams {
 pub struct SearchIndex {
     pub dim: usize,
     pub sentences: Vec<String>,
+    /// Where each sentence came from: its line in the corpus file, counted from 0 (blank
+    /// lines are not indexed, so rows and lines may differ). A hit's `index` is a row.
+    pub lines: Vec<usize>,
     /// Row-major, each row of unit length.
     embeddings: Vec<f32>,
     approximate: Option<(Hnsw<'static, f32, UnitCosineDistance>, HnswParams)>,
@@ -84,7 +99,7 @@ fn normalized(embeddings: &Embeddings, sentences: &[String]) -> Result<Vec<f32>,
 
 impl SearchIndex {
     pub fn new(dim: usize) -> SearchIndex {
-        SearchIndex { dim, sentences: Vec::new(), embeddings: Vec::new(), approximate: None }
+        SearchIndex { dim, sentences: Vec::new(), lines: Vec::new(), embeddings: Vec::new(), approximate: None }
     }
 
     pub fn len(&self) -> usize {
@@ -95,8 +110,19 @@ impl SearchIndex {
         self.sentences.is_empty()
     }
 
-    /// Adds sentences with their embeddings (normalized here); an approximate index grows too.
+    /// Adds sentences with their embeddings (normalized here), numbered on from the last line;
+    /// an approximate index grows too.
     pub fn add(&mut self, sentences: Vec<String>, embeddings: &Embeddings) -> Result<(), RuntimeError> {
+        let first = self.lines.last().map_or(0, |l| l + 1);
+        let lines = (first..first + sentences.len()).collect();
+        self.add_lines(sentences, lines, embeddings)
+    }
+
+    /// Adds sentences that sit at `lines` of their corpus file.
+    pub fn add_lines(&mut self, sentences: Vec<String>, lines: Vec<usize>, embeddings: &Embeddings) -> Result<(), RuntimeError> {
+        if lines.len() != sentences.len() {
+            return Err(RuntimeError::Input(format!("{} line numbers for {} sentences", lines.len(), sentences.len())));
+        }
         if embeddings.dim != self.dim || embeddings.rows != sentences.len() {
             return Err(RuntimeError::Input(format!(
                 "{} embeddings of {} dimensions for {} sentences, into an index of {} dimensions",
@@ -116,6 +142,7 @@ impl SearchIndex {
         }
         self.embeddings.extend(rows);
         self.sentences.extend(sentences);
+        self.lines.extend(lines);
         Ok(())
     }
 
@@ -148,10 +175,13 @@ impl SearchIndex {
     /// (SimCSE's `search`). Queries are normalized here; the approximate index is used where built.
     pub fn search(&self, queries: &Embeddings, top_k: usize, threshold: f32) -> Result<Vec<Vec<Hit>>, RuntimeError> {
         let names: Vec<String> = (0..queries.rows).map(|i| format!("query {}", i + 1)).collect();
-        let queries = normalized(queries, &names)?;
-        if queries.len() / self.dim.max(1) > 0 && queries.len() % self.dim != 0 {
-            return Err(RuntimeError::Input(format!("queries are not of {} dimensions", self.dim)));
+        check_search(top_k, threshold)?;
+        if queries.dim != self.dim {
+            return Err(RuntimeError::Input(format!("queries of {} dimensions, an index of {}", queries.dim, self.dim)));
         }
+        let queries = normalized(queries, &names)?;
+        // No more hits than sentences: the heaps are sized by it.
+        let top_k = top_k.min(self.len());
         let hits = match &self.approximate {
             Some((hnsw, params)) => queries
                 .par_chunks(self.dim)
@@ -167,30 +197,28 @@ impl SearchIndex {
         Ok(hits.into_iter().map(|h: Vec<Hit>| h.into_iter().filter(|hit| hit.score >= threshold).collect()).collect())
     }
 
-    /// Writes the embeddings and sentences into `dir` (created; files replaced by rename).
+    /// Writes the embeddings, line numbers and sentences into `dir` (created if its parent
+    /// exists; each file replaced whole).
     pub fn save(&self, dir: &Path, metadata: &[(&str, String)]) -> Result<(), RuntimeError> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |error| RuntimeError::Io { path, error }
-        };
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        simcse_converters::atomic::create_dir(dir)?;
         let data: &[u8] = bytemuck_f32(&self.embeddings);
         let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![self.len(), self.dim], data)
+            .map_err(|e| RuntimeError::Input(e.to_string()))?;
+        let line_bytes: Vec<u8> = self.lines.iter().flat_map(|&l| (l as i64).to_le_bytes()).collect();
+        let lines = safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![self.len()], &line_bytes)
             .map_err(|e| RuntimeError::Input(e.to_string()))?;
         let mut meta: std::collections::HashMap<String, String> =
             metadata.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
         meta.insert("normalized".into(), "true".into());
-        let bytes = safetensors::serialize([("embeddings", view)], Some(meta)).map_err(|e| RuntimeError::Input(e.to_string()))?;
-        let mut lines = Vec::new();
+        let bytes = safetensors::serialize([("embeddings", view), ("lines", lines)], Some(meta))
+            .map_err(|e| RuntimeError::Input(e.to_string()))?;
+        let mut sentence_lines = Vec::new();
         for sentence in &self.sentences {
-            serde_json::to_writer(&mut lines, sentence).expect("a string serializes");
-            lines.push(b'\n');
+            serde_json::to_writer(&mut sentence_lines, sentence).expect("a string serializes");
+            sentence_lines.push(b'\n');
         }
-        for (name, bytes) in [(EMBEDDINGS_FILE, bytes), (SENTENCES_FILE, lines)] {
-            let path = dir.join(name);
-            let tmp = dir.join(format!(".{name}.partial"));
-            std::fs::File::create(&tmp).and_then(|mut f| f.write_all(&bytes)).map_err(io(&tmp))?;
-            std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        for (name, bytes) in [(EMBEDDINGS_FILE, bytes), (SENTENCES_FILE, sentence_lines)] {
+            simcse_converters::atomic::write_bytes(&dir.join(name), &bytes)?;
         }
         Ok(())
     }
@@ -222,8 +250,17 @@ impl SearchIndex {
         if sentences.len() != rows {
             return Err(bad(format!("{rows} embeddings but {} sentences in {}", sentences.len(), sentences_path.display())));
         }
+        let lines = match st.tensor("lines") {
+            Ok(view) if view.dtype() == safetensors::Dtype::I64 && view.shape() == [rows] => view
+                .data()
+                .chunks_exact(8)
+                .map(|b| i64::from_le_bytes(b.try_into().unwrap()).try_into().map_err(|_| bad("a negative line number".into())))
+                .collect::<Result<Vec<usize>, _>>()?,
+            Ok(view) => return Err(bad(format!("`lines` is {:?} {:?}, not {rows} I64", view.dtype(), view.shape()))),
+            Err(_) => (0..rows).collect(),
+        };
         let metadata = header.metadata().clone().unwrap_or_default();
-        Ok((SearchIndex { dim, sentences, embeddings, approximate: None }, metadata))
+        Ok((SearchIndex { dim, sentences, lines, embeddings, approximate: None }, metadata))
     }
 }
 

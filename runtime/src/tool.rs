@@ -33,11 +33,19 @@ impl SimCse {
 
     /// Encodes the corpus into a new index; `approximate` adds an HNSW graph.
     pub fn build_index(&mut self, sentences: Vec<String>, approximate: Option<HnswParams>) -> Result<(), RuntimeError> {
+        let lines = (0..sentences.len()).collect();
+        self.build_index_at(sentences, lines, approximate)
+    }
+
+    /// `build_index` for sentences that sit at `lines` of their corpus file.
+    pub fn build_index_at(&mut self, sentences: Vec<String>, lines: Vec<usize>, approximate: Option<HnswParams>) -> Result<(), RuntimeError> {
         if sentences.is_empty() {
             return Err(RuntimeError::Input("the corpus is empty: nothing to index".into()));
         }
         let mut index = SearchIndex::new(self.encoder.info.hidden_size);
-        self.add_into(&mut index, sentences)?;
+        let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();
+        let embeddings = self.encode(&refs)?;
+        index.add_lines(sentences, lines, &embeddings)?;
         if let Some(params) = approximate {
             index.build_approximate(params);
         }
@@ -60,12 +68,22 @@ impl SimCse {
 
     /// For each query, up to `top_k` corpus sentences of similarity >= `threshold`, best first.
     pub fn search(&mut self, queries: &[&str], top_k: usize, threshold: f32) -> Result<Vec<Vec<(String, f32)>>, RuntimeError> {
-        let embeddings = self.encode(queries)?;
-        let index = self.index.as_ref().ok_or_else(|| RuntimeError::Input("no index: build one first".into()))?;
-        let hits = index.search(&embeddings, top_k, threshold)?;
+        let hits = self.search_hits(queries, top_k, threshold)?;
+        let index = self.index.as_ref().expect("searched an index");
         Ok(hits
             .into_iter()
             .map(|hits: Vec<Hit>| hits.into_iter().map(|h| (index.sentences[h.index].clone(), h.score)).collect())
             .collect())
+    }
+
+    /// The same as `search`, as rows of the index (`index.sentences[row]`, `index.lines[row]`):
+    /// duplicate sentences stay apart.
+    pub fn search_hits(&mut self, queries: &[&str], top_k: usize, threshold: f32) -> Result<Vec<Vec<Hit>>, RuntimeError> {
+        crate::search::check_search(top_k, threshold)?;
+        if self.index.is_none() {
+            return Err(RuntimeError::Input("no index: build one first".into()));
+        }
+        let embeddings = self.encode(queries)?;
+        self.index.as_ref().expect("checked above").search(&embeddings, top_k, threshold)
     }
 }

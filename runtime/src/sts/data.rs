@@ -136,7 +136,22 @@ pub fn read_sts_subset(dir: &Path, subset: &str) -> Result<Subset, RuntimeError>
         let score = parse_score(&gold_path, i + 1, gold)?;
         pairs.push(Pair { a: normalize_tokens(fields[0]), b: normalize_tokens(fields[1]), score });
     }
+    check_scorable(&gold_path, &pairs)?;
     Ok(Subset { name: subset.to_string(), pairs })
+}
+
+/// A correlation needs at least two pairs and gold scores that vary; otherwise it is NaN,
+/// which would be reported as a score. The message names the file.
+pub fn check_scorable(path: &Path, pairs: &[Pair]) -> Result<(), RuntimeError> {
+    let why = match pairs {
+        [] => "no scored pairs".to_string(),
+        [_] => "only one scored pair; a correlation needs at least two".to_string(),
+        [first, rest @ ..] if rest.iter().all(|p| p.score == first.score) => {
+            format!("every one of its {} pairs has the gold score {}; a correlation needs scores that vary", pairs.len(), first.score)
+        }
+        _ => return Ok(()),
+    };
+    Err(RuntimeError::Input(format!("{}: {why}", path.display())))
 }
 
 fn normalize_tokens(sentence: &str) -> String {
@@ -273,6 +288,7 @@ impl TaskSpec {
                     Layout::Sick => read_sick(&path)?,
                     _ => read_pairs(&path)?,
                 };
+                check_scorable(&path, &pairs)?;
                 vec![Subset { name, pairs }]
             }
         };

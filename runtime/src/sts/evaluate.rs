@@ -56,7 +56,7 @@ pub fn evaluate(tasks: &[Task], embed: &mut Embed) -> Result<Vec<TaskScore>, Run
     }
     let embeddings = embed(&unique)?;
     check_finite(&embeddings, &unique)?;
-    Ok(tasks.iter().map(|task| score_task(task, &embeddings, &index)).collect())
+    tasks.iter().map(|task| score_task(task, &embeddings, &index)).collect()
 }
 
 /// NaN, infinite or all-zero embeddings would be scored as garbage (SentEval silently maps
@@ -90,7 +90,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
     (dot / (na.sqrt() * nb.sqrt())) as f32 as f64
 }
 
-fn score_task(task: &Task, embeddings: &Embeddings, index: &HashMap<&str, usize>) -> TaskScore {
+fn score_task(task: &Task, embeddings: &Embeddings, index: &HashMap<&str, usize>) -> Result<TaskScore, RuntimeError> {
     let (mut all_system, mut all_gold) = (Vec::new(), Vec::new());
     let mut subsets = Vec::new();
     for subset in &task.subsets {
@@ -100,6 +100,17 @@ fn score_task(task: &Task, embeddings: &Embeddings, index: &HashMap<&str, usize>
             .map(|p| cosine(embeddings.row(index[p.a.as_str()]), embeddings.row(index[p.b.as_str()])))
             .collect();
         let gold: Vec<f64> = subset.pairs.iter().map(|p| p.score).collect();
+        if let [first, rest @ ..] = &system[..] {
+            if rest.iter().all(|s| s == first) {
+                return Err(RuntimeError::Input(format!(
+                    "{} {}: all {} pairs got the same cosine similarity ({first}): the encoder gives every sentence \
+                     the same direction, so no correlation exists",
+                    task.name,
+                    subset.name,
+                    system.len()
+                )));
+            }
+        }
         subsets.push(SubsetScore {
             name: subset.name.clone(),
             n: system.len(),
@@ -117,10 +128,10 @@ fn score_task(task: &Task, embeddings: &Embeddings, index: &HashMap<&str, usize>
             wmean: subsets.iter().map(|s| per(s) * s.n as f64).sum::<f64>() / total as f64,
         }
     };
-    TaskScore {
+    Ok(TaskScore {
         task: task.name.clone(),
         pearson: aggregate(pearson(&all_system, &all_gold), |s| s.pearson),
         spearman: aggregate(spearman(&all_system, &all_gold), |s| s.spearman),
         subsets,
-    }
+    })
 }
