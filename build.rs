@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 
 /// The C++ the trainer needs beyond tch: the half-precision linear and PyTorch's multi-tensor
-/// optimizer kernels.
-const CPP_FILES: &[&str] = &["src/train/csrc/half_linear.cpp", "src/train/csrc/foreach.cpp"];
+/// optimizer kernels, and libtorch's reader of torch.save files.
+const CPP_FILES: &[&str] = &["src/train/csrc/half_linear.cpp", "src/train/csrc/foreach.cpp", "src/train/csrc/pickle_load.cpp"];
 
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");

@@ -41,7 +41,7 @@ echo "-- before: the bundled model read through [CLS]"
 $SIMCSE eval "$MODEL" --senteval-dir "$SENTEVAL" --pooler cls_before_pooler --quiet
 $SIMCSE train --model-name-or-path "$MODEL" --train-file "$OUT/train-2k.txt" --output-dir "$OUT/simcse-run" \
   --pooler-type cls --mlp-only-train --per-device-train-batch-size 32 --learning-rate 3e-5 --max-seq-length 32 \
-  --max-steps 60 --eval-steps 20 --logging-steps 10 --senteval-dir "$SENTEVAL" --quiet
-$SIMCSE export "$OUT/simcse-run/best" --verify
-echo "-- after: the best checkpoint on STS-B dev"
-$SIMCSE eval "$OUT/simcse-run/best" --senteval-dir "$SENTEVAL" --quiet
+  --max-steps 60 --eval-steps 20 --logging-steps 10 --senteval-dir "$SENTEVAL" --quiet --overwrite-output-dir
+$SIMCSE export "$OUT/simcse-run" --verify
+echo "-- after: the best model on STS-B dev (the output directory is its model directory)"
+$SIMCSE eval "$OUT/simcse-run" --senteval-dir "$SENTEVAL" --quiet

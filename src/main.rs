@@ -1,10 +1,13 @@
 //! `simcse`: SimCSE sentence encoders in Rust. Each subcommand takes a model directory and
 //! writes one (../shared/DESIGN.md, "The flow").
 
+#[macro_use]
+extern crate simcse;
+
 mod bench;
 mod cli;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -39,22 +42,36 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    simcse::signals::install();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let result = match cli.command {
         Command::Convert(args) => cli::convert::run(args),
-        Command::Train(args) => cli::train::run(args),
-        Command::Export(args) => cli::export::run(args),
-        Command::Encode(args) => cli::encode::run(args),
-        Command::Eval(args) => cli::eval::run(args),
-        Command::Search(args) => cli::search::run(args),
-        Command::Bench { which } => bench::run(which),
-        Command::Env => cli::env::run(),
+        Command::Train(args) => {
+            let given = matches.subcommand_matches("train").expect("the train subcommand");
+            cli::train::run(args, given)
+        }
+        Command::Export(args) => cli::export::run(args).map(|_| ExitCode::SUCCESS),
+        Command::Encode(args) => cli::encode::run(args).map(|_| ExitCode::SUCCESS),
+        Command::Eval(args) => cli::eval::run(args).map(|_| ExitCode::SUCCESS),
+        Command::Search(args) => cli::search::run(args).map(|_| ExitCode::SUCCESS),
+        Command::Bench { which } => bench::run(which).map(|_| ExitCode::SUCCESS),
+        Command::Env => cli::env::run().map(|_| ExitCode::SUCCESS),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
+        // A closed stdout is where the reader wanted no more: not an error (as ripgrep).
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
 }

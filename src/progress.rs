@@ -2,7 +2,6 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 const LOG_EVERY: Duration = Duration::from_secs(5);
@@ -46,7 +45,7 @@ impl Progress {
         } else if !self.quiet && self.last_line.elapsed() >= LOG_EVERY {
             self.last_line = Instant::now();
             let percent = if total == 0 { 100.0 } else { 100.0 * done as f64 / total as f64 };
-            eprintln!("{}: {percent:.0}% ({:.0} s)", self.label, self.started.elapsed().as_secs_f64());
+            errln!("{}: {percent:.0}% ({:.0} s)", self.label, self.started.elapsed().as_secs_f64());
         }
     }
 
@@ -54,7 +53,7 @@ impl Progress {
     pub fn println(&self, line: &str) {
         match &self.bar {
             Some(bar) => bar.println(line),
-            None => println!("{line}"),
+            None => outln!("{line}"),
         }
     }
 
@@ -70,22 +69,4 @@ impl Progress {
             bar.finish_and_clear();
         }
     }
-}
-
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_interrupt(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-    // A second Ctrl-C ends the process at once.
-    unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
-}
-
-/// After this, Ctrl-C sets a flag that long work polls, so that it can stop cleanly
-/// (removing partial output) instead of dying half-way.
-pub fn catch_interrupt() {
-    unsafe { libc::signal(libc::SIGINT, on_interrupt as *const () as libc::sighandler_t) };
-}
-
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
 }

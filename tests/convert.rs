@@ -299,7 +299,8 @@ fn destination_problems_are_reported() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success() && stderr.contains("destination"), "{stderr}");
 
-    // An existing destination needs --overwrite, and then is replaced whole.
+    // An existing destination needs --overwrite; a directory simcse did not write is never
+    // replaced; a model directory it wrote is replaced whole.
     let dst = tmp.path().join("model");
     std::fs::create_dir(&dst).unwrap();
     std::fs::write(dst.join("stale.txt"), "old").unwrap();
@@ -311,10 +312,17 @@ fn destination_problems_are_reported() {
     let output = Command::new(env!("CARGO_BIN_EXE_simcse")).args(args(&[])).output().unwrap();
     assert!(String::from_utf8_lossy(&output.stderr).contains("--overwrite"));
     assert!(dst.join("stale.txt").exists(), "refused conversion touched the destination");
+    let output = Command::new(env!("CARGO_BIN_EXE_simcse")).args(args(&["--overwrite"])).output().unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not a model directory simcse wrote"));
+    assert!(dst.join("stale.txt").exists(), "--overwrite deleted a file simcse did not write");
+    std::fs::remove_file(dst.join("stale.txt")).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_simcse")).args(args(&[])).output().unwrap();
+    assert!(output.status.success(), "an empty destination is taken: {}", String::from_utf8_lossy(&output.stderr));
+    std::fs::write(dst.join("model.onnx"), "a graph of the old weights").unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_simcse")).args(args(&["--overwrite", "--verify"])).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(!dst.join("stale.txt").exists() && dst.join("model.safetensors").is_file());
+    assert!(!dst.join("model.onnx").exists() && dst.join("model.safetensors").is_file());
     for field in ["tensors", "parameters", "bytes", "MB/s", "alias", "verified"] {
         assert!(stdout.contains(field), "summary lacks `{field}`: {stdout}");
     }

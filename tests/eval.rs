@@ -111,21 +111,29 @@ fn broken_files_are_reported_with_file_and_line() {
     // STS12 with a line of three fields, then with a bad score, then with mismatched lengths.
     let year = root.join("senteval/downstream/STS/STS12-en-test");
     for subset in ["MSRpar", "MSRvid", "SMTeuroparl", "surprise.OnWN", "surprise.SMTnews"] {
-        write(&year, &format!("STS.input.{subset}.txt"), "a b\tc d\ne f\tg h\n");
-        write(&year, &format!("STS.gs.{subset}.txt"), "1.0\n\n");
+        write(&year, &format!("STS.input.{subset}.txt"), "a b\tc d\ne f\tg h\ni j\tk l\n");
+        write(&year, &format!("STS.gs.{subset}.txt"), "1.0\n\n2.0\n");
     }
     let ok = sts::data::spec("STS12").unwrap().load(&dirs, Mode::Test).unwrap();
-    assert_eq!(ok.subsets[0].pairs.len(), 1, "a pair without gold is skipped, as in SentEval");
-    write(&year, "STS.input.MSRvid.txt", "a b\tc d\ne f\tg\th\n");
+    assert_eq!(ok.subsets[0].pairs.len(), 2, "a pair without gold is skipped, as in SentEval");
+    write(&year, "STS.input.MSRvid.txt", "a b\tc d\ne f\tg\th\ni j\tk l\n");
     let err = load_error(&dirs, "STS12", Mode::Test);
     assert!(err.contains("STS.input.MSRvid.txt:2") && err.contains("3 fields"), "{err}");
-    write(&year, "STS.input.MSRvid.txt", "a b\tc d\ne f\tg h\n");
-    write(&year, "STS.gs.MSRpar.txt", "1.0\nfive\n");
+    write(&year, "STS.input.MSRvid.txt", "a b\tc d\ne f\tg h\ni j\tk l\n");
+    write(&year, "STS.gs.MSRpar.txt", "1.0\nfive\n2.0\n");
     let err = load_error(&dirs, "STS12", Mode::Test);
     assert!(err.contains("STS.gs.MSRpar.txt:2") && err.contains("`five`"), "{err}");
     write(&year, "STS.gs.MSRpar.txt", "1.0\n");
     let err = load_error(&dirs, "STS12", Mode::Test);
-    assert!(err.contains("has 2 lines") && err.contains("has 1"), "{err}");
+    assert!(err.contains("has 3 lines") && err.contains("has 1"), "{err}");
+    // A subset left with one scored pair, or with one gold score throughout, gives no correlation.
+    write(&year, "STS.gs.MSRpar.txt", "1.0\n\n\n");
+    let err = load_error(&dirs, "STS12", Mode::Test);
+    assert!(err.contains("STS.gs.MSRpar.txt") && err.contains("only one scored pair"), "{err}");
+    write(&year, "STS.gs.MSRpar.txt", "2.0\n2.0\n2.0\n");
+    let err = load_error(&dirs, "STS12", Mode::Test);
+    assert!(err.contains("gold score 2") && err.contains("vary"), "{err}");
+    write(&year, "STS.gs.MSRpar.txt", "1.0\n\n2.0\n");
 
     // STS Benchmark, SICK and the pair files.
     let stsb = root.join("senteval/downstream/STS/STSBenchmark");

@@ -106,6 +106,8 @@ def make_batcher(model, tokenizer, pooler, cache_sentences=True):
         with torch.no_grad():
             outputs = model(**inputs, output_hidden_states=True, return_dict=True)
         last = outputs.last_hidden_state
+        if pooler == "cls":
+            return outputs.pooler_output.numpy()
         if pooler == "cls_before_pooler":
             return last[:, 0].numpy()
         mask = inputs["attention_mask"]

@@ -59,12 +59,12 @@ pub fn run(args: ConvertBenchArgs) -> anyhow::Result<()> {
         Ok(PythonRun { import_s: field("import_s"), convert_s: field("convert_s"), process })
     };
 
-    eprintln!("warming up (one run each)");
+    errln!("warming up (one run each)");
     run_ours()?;
     run_python()?;
     let (mut ours, mut python) = (Vec::new(), Vec::new());
     for run in 1..=args.runs {
-        eprintln!("run {run}/{}", args.runs);
+        errln!("run {run}/{}", args.runs);
         ours.push(run_ours()?);
         python.push(run_python()?);
     }
@@ -99,18 +99,18 @@ pub fn run(args: ConvertBenchArgs) -> anyhow::Result<()> {
     std::fs::write(&args.output, serde_json::to_vec_pretty(&figures)?)?;
 
     let mb = |b: u64| b as f64 / 1e6;
-    println!("convert {} ({:.0} MB), median of {} runs", weights.display(), mb(size), args.runs);
-    println!("{:<48} {:>9} {:>12}", "", "seconds", "peak RSS MB");
-    println!("{:<48} {:>9.3} {:>12.0}", "simcse convert (whole process)", ours_wall, mb(ours_rss));
-    println!("{:<48} {:>9.3} {:>12.0}", "python torch.load + save_file (whole process)", py_wall, mb(py_rss));
-    println!("{:<48} {:>9.3}", "python, the conversion alone (after import)", py_convert);
-    println!(
+    outln!("convert {} ({:.0} MB), median of {} runs", weights.display(), mb(size), args.runs);
+    outln!("{:<48} {:>9} {:>12}", "", "seconds", "peak RSS MB");
+    outln!("{:<48} {:>9.3} {:>12.0}", "simcse convert (whole process)", ours_wall, mb(ours_rss));
+    outln!("{:<48} {:>9.3} {:>12.0}", "python torch.load + save_file (whole process)", py_wall, mb(py_rss));
+    outln!("{:<48} {:>9.3}", "python, the conversion alone (after import)", py_convert);
+    outln!(
         "speedup {:.1}x whole process, {:.1}x against the conversion alone; simcse peak RSS {:.2}x the checkpoint",
         py_wall / ours_wall,
         py_convert / ours_wall,
         ours_rss as f64 / size as f64
     );
-    println!("figures written to {}", args.output.display());
+    outln!("figures written to {}", args.output.display());
     Ok(())
 }
 

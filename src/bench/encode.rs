@@ -91,7 +91,7 @@ pub fn worker(args: EncodeWorkerArgs) -> anyhow::Result<()> {
     let embeddings = encoder.encode(&sentences)?;
     let encoded = Instant::now();
     simcse_runtime::output::write(&args.output, &embeddings, &sentences)?;
-    println!(
+    outln!(
         "{}",
         json!({
             "load_s": (loaded - started).as_secs_f64(),
@@ -151,7 +151,7 @@ pub fn run(args: EncodeBenchArgs) -> anyhow::Result<()> {
 
     let baseline = results.last().unwrap().reported("encode_s");
     let n = sentences.len() as f64;
-    println!(
+    outln!(
         "encode {} sentences of {} with {}, batch {}, median of {} runs",
         sentences.len(),
         args.sentences.display(),
@@ -159,10 +159,10 @@ pub fn run(args: EncodeBenchArgs) -> anyhow::Result<()> {
         args.batch_size,
         args.runs
     );
-    println!("{:<24} {:>12} {:>10} {:>12} {:>10}", "", "sentences/s", "vs ST", "peak RSS MB", "process s");
+    outln!("{:<24} {:>12} {:>10} {:>12} {:>10}", "", "sentences/s", "vs ST", "peak RSS MB", "process s");
     for r in &results {
         let encode_s = r.reported("encode_s");
-        println!(
+        outln!(
             "{:<24} {:>12.0} {:>9.2}x {:>12.0} {:>10.2}",
             r.name,
             n / encode_s,
@@ -171,7 +171,7 @@ pub fn run(args: EncodeBenchArgs) -> anyhow::Result<()> {
             r.wall_s()
         );
     }
-    println!("embeddings agree with sentence-transformers: min cosine {agreement:.6}");
+    outln!("embeddings agree with sentence-transformers: min cosine {agreement:.6}");
     let figures = json!({
         "benchmark": "encode",
         "machine": machine(),
@@ -184,7 +184,7 @@ pub fn run(args: EncodeBenchArgs) -> anyhow::Result<()> {
         "min_cosine_vs_sentence_transformers": agreement,
     });
     write_figures(&args.output, &figures)?;
-    println!("figures written to {}", args.output.display());
+    outln!("figures written to {}", args.output.display());
     Ok(())
 }
 

@@ -46,15 +46,15 @@ pub fn run(args: EvalBenchArgs) -> anyhow::Result<()> {
     let results = run_alternating(&[ours, reference], args.runs)?;
     let (ours, python) = (&results[0], &results[1]);
     let our_scores: serde_json::Value = serde_json::from_slice(&std::fs::read(args.output.with_extension("simcse.json"))?)?;
-    println!("test-mode STS evaluation (STS12-16, STS-B test) of {}, median of {} runs", args.model_dir.display(), args.runs);
+    outln!("test-mode STS evaluation (STS12-16, STS-B test) of {}, median of {} runs", args.model_dir.display(), args.runs);
     print_versus(ours, python, ("the evaluation alone", "eval_s"));
     for task in our_scores["tasks"].as_array().into_iter().flatten() {
         let name = task["task"].as_str().unwrap_or("");
         let theirs = python.reports.first().and_then(|r| r["scores"][name].as_f64()).unwrap_or(f64::NAN);
-        println!("  {name:<14} simcse {:.2}  python {:.2}", task["spearman"]["all"].as_f64().unwrap_or(f64::NAN) * 100.0, theirs);
+        outln!("  {name:<14} simcse {:.2}  python {:.2}", task["spearman"]["all"].as_f64().unwrap_or(f64::NAN) * 100.0, theirs);
     }
     write_figures(&args.output, &json!({ "benchmark": "eval", "machine": machine(), "runs": args.runs,
         "simcse": ours.to_json(), "python": python.to_json(), "simcse_scores": our_scores["tasks"] }))?;
-    println!("figures written to {}", args.output.display());
+    outln!("figures written to {}", args.output.display());
     Ok(())
 }

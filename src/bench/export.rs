@@ -46,7 +46,7 @@ pub fn run(args: ExportBenchArgs) -> anyhow::Result<()> {
     );
     let results = run_alternating(&[ours, torch], args.runs)?;
     let (ours, torch) = (&results[0], &results[1]);
-    println!("export {}, median of {} runs", args.model_dir.display(), args.runs);
+    outln!("export {}, median of {} runs", args.model_dir.display(), args.runs);
     print_versus(ours, torch, ("the export call alone", "export_s"));
     let figures = json!({
         "benchmark": "export",
@@ -57,6 +57,6 @@ pub fn run(args: ExportBenchArgs) -> anyhow::Result<()> {
         "torch": torch.to_json(),
     });
     write_figures(&args.output, &figures)?;
-    println!("figures written to {}", args.output.display());
+    outln!("figures written to {}", args.output.display());
     Ok(())
 }

@@ -73,8 +73,8 @@ pub fn run(args: LatencyBenchArgs) -> anyhow::Result<()> {
     let info = ModelInfo::read(&onnx)?;
     let vocab = ModelDir::new(&args.model_dir).config()?.vocab_size.context("config.json lacks vocab_size")?;
     let mut backend = OrtBackend::new(&onnx, info.token_type_ids, args.device, None)?;
-    println!("latency of {} ({}, {}) on {}", onnx.display(), info.precision, info.optimize, backend.describe());
-    println!("{:<12} {:>9} {:>9} {:>9} {:>14}", "batch x seq", "p50 ms", "p90 ms", "p99 ms", "sentences/s");
+    outln!("latency of {} ({}, {}) on {}", onnx.display(), info.precision, info.optimize, backend.describe());
+    outln!("{:<12} {:>9} {:>9} {:>9} {:>14}", "batch x seq", "p50 ms", "p90 ms", "p99 ms", "sentences/s");
     let mut rows = Vec::new();
     for &(b, s) in &shapes {
         let batch = synthetic_batch(b, s, vocab);
@@ -90,7 +90,7 @@ pub fn run(args: LatencyBenchArgs) -> anyhow::Result<()> {
         let mean = ms.iter().sum::<f64>() / ms.len() as f64;
         ms.sort_by(f64::total_cmp);
         let (p50, p90, p99) = (percentile(&ms, 50.0), percentile(&ms, 90.0), percentile(&ms, 99.0));
-        println!("{:<12} {p50:>9.3} {p90:>9.3} {p99:>9.3} {:>14.0}", format!("{b}x{s}"), b as f64 * 1e3 / mean);
+        outln!("{:<12} {p50:>9.3} {p90:>9.3} {p99:>9.3} {:>14.0}", format!("{b}x{s}"), b as f64 * 1e3 / mean);
         rows.push(json!({ "batch": b, "seq": s, "p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "mean_ms": mean, "sentences_per_s": b as f64 * 1e3 / mean }));
     }
     let mut figures = json!({
@@ -113,9 +113,9 @@ pub fn run(args: LatencyBenchArgs) -> anyhow::Result<()> {
                 .args([&args.python_dtype, device, &shapes.join(","), &args.iters.to_string(), &args.warmup.to_string()]),
         )?;
         let report: serde_json::Value = serde_json::from_str(measured.stdout.lines().last().unwrap_or(""))?;
-        println!("PyTorch eager {} ({device}):", args.python_dtype);
+        outln!("PyTorch eager {} ({device}):", args.python_dtype);
         for row in report["shapes"].as_array().into_iter().flatten() {
-            println!(
+            outln!(
                 "{:<12} {:>9.3} {:>9.3} {:>9.3} {:>14.0}",
                 format!("{}x{}", row["batch"], row["seq"]),
                 row["p50_ms"].as_f64().unwrap_or(f64::NAN),
@@ -127,6 +127,6 @@ pub fn run(args: LatencyBenchArgs) -> anyhow::Result<()> {
         figures["pytorch"] = report;
     }
     write_figures(&args.output, &figures)?;
-    println!("figures written to {}", args.output.display());
+    outln!("figures written to {}", args.output.display());
     Ok(())
 }

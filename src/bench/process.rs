@@ -125,14 +125,14 @@ pub fn run_alternating(contenders: &[Contender], runs: usize) -> anyhow::Result<
         };
         Ok((measured, report))
     };
-    eprintln!("warming up (one run each)");
+    errln!("warming up (one run each)");
     for c in contenders {
         run_once(c)?;
     }
     let mut results: Vec<Runs> =
         contenders.iter().map(|c| Runs { name: c.name.clone(), processes: vec![], reports: vec![] }).collect();
     for round in 1..=runs {
-        eprintln!("run {round}/{runs}");
+        errln!("run {round}/{runs}");
         for (c, r) in contenders.iter().zip(&mut results) {
             let (measured, report) = run_once(c)?;
             r.processes.push(measured);
@@ -179,11 +179,11 @@ pub fn python_contender(name: &str, python: &std::path::Path, script: std::path:
 /// core (`inner`: the label and the key it reports), with the speedups.
 pub fn print_versus(ours: &Runs, theirs: &Runs, inner: (&str, &str)) {
     let mb = |b: u64| b as f64 / 1e6;
-    println!("{:<48} {:>9} {:>12}", "", "seconds", "peak RSS MB");
-    println!("{:<48} {:>9.2} {:>12.0}", format!("{} (whole process)", ours.name), ours.wall_s(), mb(ours.peak_rss_bytes()));
-    println!("{:<48} {:>9.2} {:>12.0}", format!("{} (whole process)", theirs.name), theirs.wall_s(), mb(theirs.peak_rss_bytes()));
-    println!("{:<48} {:>9.2}", format!("{}, {}", theirs.name, inner.0), theirs.reported(inner.1));
-    println!(
+    outln!("{:<48} {:>9} {:>12}", "", "seconds", "peak RSS MB");
+    outln!("{:<48} {:>9.2} {:>12.0}", format!("{} (whole process)", ours.name), ours.wall_s(), mb(ours.peak_rss_bytes()));
+    outln!("{:<48} {:>9.2} {:>12.0}", format!("{} (whole process)", theirs.name), theirs.wall_s(), mb(theirs.peak_rss_bytes()));
+    outln!("{:<48} {:>9.2}", format!("{}, {}", theirs.name, inner.0), theirs.reported(inner.1));
+    outln!(
         "speedup {:.1}x whole process, {:.1}x against {}",
         theirs.wall_s() / ours.wall_s(),
         theirs.reported(inner.1) / ours.wall_s(),

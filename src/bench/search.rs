@@ -70,8 +70,8 @@ pub fn run(args: SearchBenchArgs) -> anyhow::Result<()> {
     };
     let mut rows = Vec::new();
     let what = if real.is_some() { "real embeddings" } else { "random unit vectors" };
-    println!("search over {what} of {} dimensions, {} queries, top {}", queries.dim, queries.rows, args.k);
-    println!("{:<10} {:<26} {:>10} {:>12} {:>10}", "corpus", "method", "build s", "queries/s", "recall@k");
+    outln!("search over {what} of {} dimensions, {} queries, top {}", queries.dim, queries.rows, args.k);
+    outln!("{:<10} {:<26} {:>10} {:>12} {:>10}", "corpus", "method", "build s", "queries/s", "recall@k");
     for &n in &sizes {
         let corpus = match &real {
             Some((c, _)) => c.clone(),
@@ -84,7 +84,7 @@ pub fn run(args: SearchBenchArgs) -> anyhow::Result<()> {
         let started = Instant::now();
         let exact = index.search(&queries, args.k, -1.0)?;
         let exact_qps = queries.rows as f64 / started.elapsed().as_secs_f64();
-        println!("{n:<10} {:<26} {:>10} {exact_qps:>12.0} {:>10}", "exact (all cores)", "-", "1.000");
+        outln!("{n:<10} {:<26} {:>10} {exact_qps:>12.0} {:>10}", "exact (all cores)", "-", "1.000");
         rows.push(json!({ "corpus": n, "method": "exact", "queries_per_s": exact_qps, "recall": 1.0 }));
 
         let started = Instant::now();
@@ -103,7 +103,7 @@ pub fn run(args: SearchBenchArgs) -> anyhow::Result<()> {
                 .sum();
             let recall = found as f64 / (queries.rows * args.k) as f64;
             let method = format!("hnsw M={} efc={} ef={ef}", args.max_connections, args.ef_construction);
-            println!("{n:<10} {method:<26} {build_s:>10.1} {qps:>12.0} {recall:>10.3}");
+            outln!("{n:<10} {method:<26} {build_s:>10.1} {qps:>12.0} {recall:>10.3}");
             rows.push(json!({ "corpus": n, "method": "hnsw", "max_connections": args.max_connections,
                 "ef_construction": args.ef_construction, "ef_search": ef, "build_s": build_s,
                 "queries_per_s": qps, "recall": recall }));
@@ -111,6 +111,6 @@ pub fn run(args: SearchBenchArgs) -> anyhow::Result<()> {
     }
     write_figures(&args.output, &json!({ "benchmark": "search", "machine": machine(), "data": what,
         "dim": queries.dim, "queries": queries.rows, "k": args.k, "results": rows }))?;
-    println!("figures written to {}", args.output.display());
+    outln!("figures written to {}", args.output.display());
     Ok(())
 }

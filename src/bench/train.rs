@@ -71,8 +71,8 @@ pub fn run(args: TrainBenchArgs) -> anyhow::Result<()> {
     let name = args.model_dir.as_ref().map_or(args.config.clone(), |d| d.display().to_string());
     let pooler = if matches!(arch, Architecture::Gpt2(_)) { Pooler::Avg } else { Pooler::Cls };
     let mut rows = Vec::new();
-    println!("SimCSE steps of {name} ({pooler} pooler), batch {} x 2 x {} tokens, on {device:?}", args.batch_size, args.seq);
-    println!("{:<24} {:>9} {:>16} {:>14}", "", "it/s", "GPU memory GiB", "peak RSS GiB");
+    outln!("SimCSE steps of {name} ({pooler} pooler), batch {} x 2 x {} tokens, on {device:?}", args.batch_size, args.seq);
+    outln!("{:<24} {:>9} {:>16} {:>14}", "", "it/s", "GPU memory GiB", "peak RSS GiB");
     for name in args.precisions.split(',') {
         let precision = parse_precision(name)?;
         tch::manual_seed(0);
@@ -107,7 +107,7 @@ pub fn run(args: TrainBenchArgs) -> anyhow::Result<()> {
         let peak_gpu = gpu_memory_bytes().unwrap_or(0);
         let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
         let label = format!("simcse {name}");
-        println!("{label:<24} {it_per_s:>9.2} {:>16} {:>14.2}", if peak_gpu > 0 { format!("{:.2}", gib(peak_gpu)) } else { "-".into() }, gib(peak_rss_bytes().unwrap_or(0)));
+        outln!("{label:<24} {it_per_s:>9.2} {:>16} {:>14.2}", if peak_gpu > 0 { format!("{:.2}", gib(peak_gpu)) } else { "-".into() }, gib(peak_rss_bytes().unwrap_or(0)));
         rows.push(json!({ "name": label, "it_per_s": it_per_s, "gpu_memory_bytes": peak_gpu, "final_loss": loss, "loss_scale": scaler.scale }));
     }
     let mut figures = json!({ "benchmark": "train", "machine": machine(), "model": name, "batch_size": args.batch_size,
@@ -121,7 +121,7 @@ pub fn run(args: TrainBenchArgs) -> anyhow::Result<()> {
         .context("running the PyTorch baseline")?;
         let report: serde_json::Value = serde_json::from_str(measured.stdout.lines().last().unwrap_or(""))?;
         for row in report["modes"].as_array().into_iter().flatten() {
-            println!(
+            outln!(
                 "{:<24} {:>9.2} {:>16.2} {:>14}",
                 format!("pytorch {}", row["mode"].as_str().unwrap_or("")),
                 row["it_per_s"].as_f64().unwrap_or(f64::NAN),
@@ -132,6 +132,6 @@ pub fn run(args: TrainBenchArgs) -> anyhow::Result<()> {
         figures["pytorch"] = report;
     }
     write_figures(&args.output, &figures)?;
-    println!("figures written to {}", args.output.display());
+    outln!("figures written to {}", args.output.display());
     Ok(())
 }

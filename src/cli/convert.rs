@@ -2,8 +2,9 @@
 
 use crate::cli::{count, megabytes};
 use clap::Args;
-use simcse::progress::{self, Progress};
-use simcse_converters::{convert, ConvertOptions, ConvertReport, DType, KeyMap, Pooler};
+use simcse::progress::Progress;
+use simcse::signals;
+use simcse_converters::{convert, ConvertError, ConvertOptions, ConvertReport, DType, KeyMap, Pooler};
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
@@ -48,7 +49,7 @@ fn parse_float_dtype(name: &str) -> Result<DType, String> {
     }
 }
 
-pub fn run(args: ConvertArgs) -> anyhow::Result<()> {
+pub fn run(args: ConvertArgs) -> anyhow::Result<std::process::ExitCode> {
     let options = ConvertOptions {
         dtype: args.dtype,
         keys: KeyMap { strip_prefixes: args.strip_prefix, simcse_to_hf: args.simcse_to_hf },
@@ -57,48 +58,55 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<()> {
         verify: args.verify,
         overwrite: args.overwrite,
     };
-    progress::catch_interrupt();
+    signals::stop_gracefully(
+        &format!("stopping; nothing will be written to {} (press Ctrl-C again to stop at once)", args.dst.display()),
+        &format!("interrupted; nothing was written to {}", args.dst.display()),
+    );
     let mut bar = Progress::bytes("converting", 0, args.quiet);
     let result = convert(&args.src, &args.dst, &options, &mut |done, total| {
         bar.set(done, total);
-        !progress::interrupted()
+        signals::interrupted().is_none()
     });
     bar.finish();
+    if let (Some(signal), Err(ConvertError::Interrupted { path })) = (signals::interrupted(), &result) {
+        errln!("interrupted; nothing was written to {}", path.display());
+        return Ok(std::process::ExitCode::from(signals::exit_code(signal)));
+    }
     // The converter's errors name the file and the problem already.
     let report = result?;
     print_summary(&report);
-    Ok(())
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 fn print_summary(r: &ConvertReport) {
     for warning in &r.warnings {
-        eprintln!("warning: {warning}");
+        errln!("warning: {warning}");
     }
     let dtypes: Vec<String> = r.dtypes.iter().map(|(d, n)| format!("{d}: {n}")).collect();
-    println!("converted {} ({}) -> {}", r.weights.display(), r.format, r.destination.display());
-    println!("  tensors     {} ({})", r.tensors, dtypes.join(", "));
-    println!("  parameters  {}", count(r.parameters));
-    println!(
+    outln!("converted {} ({}) -> {}", r.weights.display(), r.format, r.destination.display());
+    outln!("  tensors     {} ({})", r.tensors, dtypes.join(", "));
+    outln!("  parameters  {}", count(r.parameters));
+    outln!(
         "  bytes       {} in {:.2} s ({:.0} MB/s)",
         megabytes(r.bytes),
         r.seconds,
         r.bytes as f64 / 1e6 / r.seconds.max(1e-9)
     );
     if r.aliases.is_empty() {
-        println!("  aliases     none");
+        outln!("  aliases     none");
     }
     for (removed, kept) in &r.aliases {
-        println!("  alias       {removed} -> {kept} (written once)");
+        outln!("  alias       {removed} -> {kept} (written once)");
     }
     if !r.skipped.is_empty() {
-        println!("  skipped     {} (not tensors)", r.skipped.join(", "));
+        outln!("  skipped     {} (not tensors)", r.skipped.join(", "));
     }
-    println!(
+    outln!(
         "  simcse.json pooler {} ({}), max_seq_length {}",
         r.simcse.pooler, r.pooler_reason, r.simcse.max_seq_length
     );
-    println!("  copied      {}", if r.copied.is_empty() { "nothing".to_string() } else { r.copied.join(", ") });
+    outln!("  copied      {}", if r.copied.is_empty() { "nothing".to_string() } else { r.copied.join(", ") });
     if r.verified {
-        println!("  verified    every tensor bit for bit against the source");
+        outln!("  verified    every tensor bit for bit against the source");
     }
 }

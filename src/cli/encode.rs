@@ -75,7 +75,7 @@ impl EncoderArgs {
 
 #[derive(Debug, Args)]
 pub struct EncodeArgs {
-    /// A model directory with model.onnx (see `simcse export`)
+    /// A model directory (exported to model.onnx first if it has none)
     pub model_dir: PathBuf,
     /// Sentences, one a line
     #[arg(long)]
@@ -91,18 +91,22 @@ pub struct EncodeArgs {
 }
 
 pub fn run(args: EncodeArgs) -> anyhow::Result<()> {
+    simcse_converters::ModelDir::open(&args.model_dir, simcse_converters::Needs::Config)?;
     output::format_of(&args.output)?;
+    crate::cli::check_writable(&args.output)?;
+    simcse_runtime::encoder::check_options(&args.encoder.options())?;
     let lines = read_lines(&args.input)?;
     let sentences: Vec<&str> = lines.iter().map(String::as_str).collect();
     let mut encoder = Encoder::open(&args.model_dir, &args.encoder.options())
         .with_context(|| format!("opening {}", args.model_dir.display()))?;
+    crate::cli::print_notes(&encoder);
     let started = Instant::now();
     let mut progress = Progress::items("encoding", sentences.len() as u64, args.quiet);
     let embeddings = encoder.encode_with_progress(&sentences, &mut |done, total| progress.set(done as u64, total as u64))?;
     progress.finish();
     let seconds = started.elapsed().as_secs_f64();
     output::write(&args.output, &embeddings, &sentences)?;
-    println!(
+    outln!(
         "encoded {} sentences ({} dims, pooler {}{}) with {} in {:.2} s ({:.0} sentences/s) -> {}",
         embeddings.rows,
         embeddings.dim,

@@ -3,9 +3,9 @@
 use simcse::train::torch_info;
 
 pub fn run() -> anyhow::Result<()> {
-    println!("simcse {}", env!("CARGO_PKG_VERSION"));
+    outln!("simcse {}", env!("CARGO_PKG_VERSION"));
     let torch = torch_info();
-    println!(
+    outln!(
         "libtorch   2.11 (tch 0.24), {} CPU threads, CUDA {}",
         torch.threads,
         if torch.cuda_available {
@@ -15,14 +15,14 @@ pub fn run() -> anyhow::Result<()> {
         }
     );
     match simcse_runtime::onnxruntime::load() {
-        Ok(lib) => println!(
+        Ok(lib) => outln!(
             "onnxruntime {} ({}), CUDA execution provider {}",
             lib.path.display(),
             lib.build_info.trim(),
             if lib.cuda_available() { "available" } else { "not available" }
         ),
-        Err(e) => println!("onnxruntime not loaded: {e}"),
+        Err(e) => outln!("onnxruntime not loaded: {e}"),
     }
-    println!("tract      0.23, linked in (pure Rust, CPU)");
+    outln!("tract      0.23, linked in (pure Rust, CPU)");
     Ok(())
 }

@@ -32,7 +32,7 @@ pub enum ModeArg {
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// A model directory with model.onnx (see `simcse export`)
+    /// A model directory (exported to model.onnx first if it has none)
     pub model_dir: PathBuf,
     #[arg(long, value_enum, default_value = "sts")]
     pub task_set: TaskSet,
@@ -95,11 +95,12 @@ fn graph_for(args: &EvalArgs, scratch: &Path) -> anyhow::Result<Option<PathBuf>>
     let Some(pooler) = args.pooler else { return Ok(args.encoder.onnx.clone()) };
     let onnx = args.encoder.onnx.clone().unwrap_or_else(|| args.model_dir.join("model.onnx"));
     if onnx.is_file() && ModelInfo::read(&onnx)?.pooler == pooler {
-        return Ok(Some(onnx));
+        // The encoder opens it (and exports it again where it is stale).
+        return Ok(args.encoder.onnx.clone());
     }
     let path = scratch.join(format!("model-{pooler}.onnx"));
     export(&args.model_dir, &ExportOptions { pooler: Some(pooler), output: Some(path.clone()), ..Default::default() })?;
-    eprintln!("note: exported a graph with pooler {pooler} for this evaluation");
+    errln!("note: exported a graph with pooler {pooler} for this evaluation");
     Ok(Some(path))
 }
 
@@ -108,12 +109,17 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         ModeArg::Test => Mode::Test,
         ModeArg::Dev => Mode::Dev,
     };
+    simcse_converters::ModelDir::open(&args.model_dir, simcse_converters::Needs::Config)?;
+    if let Some(path) = &args.output {
+        crate::cli::check_writable(path)?;
+    }
+    simcse_runtime::encoder::check_options(&args.encoder.options())?;
     let dirs = DataDirs { senteval: args.senteval_dir.clone(), zh: args.zh_dir.clone(), raw_stsb: Some(args.stsb_raw_dir.clone()) };
     let mut tasks = Vec::new();
     for (spec, required) in select(&args, mode)? {
         if !required && !spec.available(&dirs, mode) {
             let folder = spec.folder(&dirs).map(|f| f.display().to_string()).unwrap_or_else(|e| e.to_string());
-            eprintln!("note: {} skipped: {folder} does not hold {}", spec.name, spec.expected_files(mode).join(", "));
+            errln!("note: {} skipped: {folder} does not hold {}", spec.name, spec.expected_files(mode).join(", "));
             continue;
         }
         tasks.push(spec.load(&dirs, mode)?);
@@ -126,6 +132,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let mut options = args.encoder.options();
     options.onnx = graph_for(&args, scratch.path())?;
     let mut encoder = Encoder::open(&args.model_dir, &options).with_context(|| format!("opening {}", args.model_dir.display()))?;
+    crate::cli::print_notes(&encoder);
     let started = Instant::now();
     let pairs: usize = tasks.iter().flat_map(|t| &t.subsets).map(|s| s.pairs.len()).sum();
     let mut progress = Progress::items("encoding", 0, args.quiet);
@@ -141,8 +148,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         (TaskSet::Zh, _) => sts::ZH_TABLE.to_vec(),
         (TaskSet::Na, _) => tasks.iter().map(|t| t.name.as_str()).collect(),
     };
-    println!("{}", sts::simcse_table(title, &columns, &scores));
-    eprintln!(
+    outln!("{}", sts::simcse_table(title, &columns, &scores));
+    errln!(
         "{} tasks, {pairs} pairs, pooler {}, {} in {:.1} s",
         scores.len(),
         encoder.info.pooler,
@@ -160,7 +167,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             "tasks": scores,
         });
         crate::cli::write_atomically(path, &serde_json::to_vec_pretty(&results)?)?;
-        eprintln!("results written to {}", path.display());
+        errln!("results written to {}", path.display());
     }
     Ok(())
 }

@@ -68,7 +68,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         external_data: args.external_data,
     };
     let report = export(&args.model_dir, &options)?;
-    println!(
+    outln!(
         "exported {} ({}, pooler {}{}) -> {}",
         args.model_dir.display(),
         report.model_type,
@@ -76,14 +76,14 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         if report.normalize { ", normalized" } else { "" },
         report.path.display()
     );
-    println!(
+    outln!(
         "  graph       {} nodes, {} initializers, {}{}",
         report.nodes,
         report.initializers,
         megabytes(report.bytes),
         report.external_data.as_ref().map(|p| format!(" (weights in {})", p.display())).unwrap_or_default()
     );
-    println!("  seconds     {:.2}", report.seconds);
+    outln!("  seconds     {:.2}", report.seconds);
     if args.verify {
         crate::cli::verify::run(&args.model_dir, &report, &options)?;
     }

@@ -34,11 +34,30 @@ pub fn read_lines(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
     Ok(lines)
 }
 
-/// Writes a file whole or not at all: a temporary name beside it, then a rename.
+/// The non-blank lines of a text file with their line numbers (from 0): a corpus or a query
+/// file, where a blank line is not a sentence.
+pub fn read_sentences(path: &std::path::Path) -> anyhow::Result<(Vec<usize>, Vec<String>)> {
+    let (numbers, lines): (Vec<usize>, Vec<String>) =
+        read_lines(path)?.into_iter().enumerate().filter(|(_, line)| !line.trim().is_empty()).unzip();
+    anyhow::ensure!(!lines.is_empty(), "{}: no sentences (every line is blank)", path.display());
+    Ok((numbers, lines))
+}
+
+/// Writes a file whole or not at all, its parent having to exist.
 pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use anyhow::Context;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.partial-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    Ok(simcse_converters::atomic::write_bytes(path, bytes)?)
+}
+
+/// Fails before any work where `path` could not be written at the end (no parent directory).
+pub fn check_writable(path: &std::path::Path) -> anyhow::Result<()> {
+    simcse_converters::atomic::existing_parent(path)?;
+    anyhow::ensure!(!path.is_dir(), "{} is a directory; give a file name to write", path.display());
+    Ok(())
+}
+
+/// Tells the user what opening an encoder did (a graph exported on the fly, ...).
+pub fn print_notes(encoder: &simcse_runtime::Encoder) {
+    for note in &encoder.notes {
+        errln!("{note}");
+    }
 }

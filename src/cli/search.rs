@@ -2,10 +2,10 @@
 //! line. With `--index DIR` the corpus is encoded once and the index reused.
 
 use crate::cli::encode::EncoderArgs;
-use crate::cli::read_lines;
+use crate::cli::{print_notes, read_sentences};
 use anyhow::{bail, Context};
 use clap::Args;
-use simcse_runtime::search::{HnswParams, SearchIndex};
+use simcse_runtime::search::{check_search, HnswParams, SearchIndex};
 use simcse_runtime::tool::{SimCse, DEFAULT_THRESHOLD, DEFAULT_TOP_K};
 use simcse_runtime::Encoder;
 use std::path::PathBuf;
@@ -13,7 +13,7 @@ use std::time::Instant;
 
 #[derive(Debug, Args)]
 pub struct SearchArgs {
-    /// A model directory with model.onnx (see `simcse export`)
+    /// A model directory (exported to model.onnx first if it has none)
     pub model_dir: PathBuf,
     /// The sentences to search, one a line
     #[arg(long)]
@@ -30,7 +30,7 @@ pub struct SearchArgs {
     #[arg(long, default_value_t = DEFAULT_TOP_K)]
     pub top_k: usize,
     /// Only hits of at least this cosine similarity
-    #[arg(long, default_value_t = DEFAULT_THRESHOLD)]
+    #[arg(long, default_value_t = DEFAULT_THRESHOLD, allow_negative_numbers = true)]
     pub threshold: f32,
     /// Search an HNSW graph instead of every sentence (for large corpora; built in memory)
     #[arg(long)]
@@ -46,27 +46,40 @@ pub struct SearchArgs {
 }
 
 pub fn run(args: SearchArgs) -> anyhow::Result<()> {
+    simcse_converters::ModelDir::open(&args.model_dir, simcse_converters::Needs::Config)?;
+    // Everything that can be wrong with the options is found before the corpus is encoded.
+    check_search(args.top_k, args.threshold)?;
+    anyhow::ensure!(args.ef_search >= 1, "--ef-search must be at least 1");
     let mut queries = args.query.clone();
     if let Some(path) = &args.queries {
-        queries.extend(read_lines(path)?);
+        queries.extend(read_sentences(path)?.1);
     }
+    queries.retain(|q| !q.trim().is_empty());
     if queries.is_empty() {
         bail!("no query: give --query \"...\" or --queries FILE");
     }
+    if let Some(path) = &args.output {
+        crate::cli::check_writable(path)?;
+    }
+    if let Some(dir) = &args.index {
+        anyhow::ensure!(!dir.is_file(), "--index {}: a file; give a directory for the index", dir.display());
+        simcse_converters::atomic::existing_parent(dir)?;
+    }
+    let corpus = args.corpus.as_ref().map(|p| read_sentences(p)).transpose()?;
     let encoder = Encoder::open(&args.model_dir, &args.encoder.options()).with_context(|| format!("opening {}", args.model_dir.display()))?;
-    let fingerprint = format!("{} {} {}", encoder.onnx.display(), encoder.info.pooler, encoder.tokenizer.max_length);
+    print_notes(&encoder);
+    let fingerprint = encoder.fingerprint()?;
     let mut tool = SimCse::new(encoder);
-    let corpus = args.corpus.as_ref().map(|p| read_lines(p)).transpose()?;
     let started = Instant::now();
-    match load_index(&args, corpus.as_deref(), &fingerprint)? {
+    match load_index(&args, corpus.as_ref(), &fingerprint)? {
         Some(index) => tool.index = Some(index),
         None => {
-            let corpus = corpus.context("no index to load: give --corpus to build one")?;
-            tool.build_index(corpus, None)?;
-            eprintln!("encoded {} corpus sentences in {:.1} s", tool.index.as_ref().unwrap().len(), started.elapsed().as_secs_f64());
+            let (lines, sentences) = corpus.context("no index to load: give --corpus to build one")?;
+            tool.build_index_at(sentences, lines, None)?;
+            errln!("encoded {} corpus sentences in {:.1} s", tool.index.as_ref().unwrap().len(), started.elapsed().as_secs_f64());
             if let Some(dir) = &args.index {
-                tool.index.as_ref().unwrap().save(dir, &[("encoder", fingerprint.clone())])?;
-                eprintln!("index saved to {}", dir.display());
+                tool.index.as_ref().unwrap().save(dir, &[(ENCODER_KEY, fingerprint.clone())])?;
+                errln!("index saved to {}", dir.display());
             }
         }
     }
@@ -75,50 +88,64 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         tool.index.as_mut().unwrap().build_approximate(params);
     }
     let refs: Vec<&str> = queries.iter().map(String::as_str).collect();
-    let results = tool.search(&refs, args.top_k, args.threshold)?;
+    let results = tool.search_hits(&refs, args.top_k, args.threshold)?;
     let index = tool.index.as_ref().unwrap();
-    let mut lines = Vec::new();
-    for (query, hits) in queries.iter().zip(&results) {
-        println!("{query}");
-        if hits.is_empty() {
-            println!("  (nothing at or above {:.2})", args.threshold);
-        }
-        for (sentence, score) in hits {
-            println!("  {score:.4}  {sentence}");
-        }
-        let hits_json: Vec<_> = hits
-            .iter()
-            .map(|(sentence, score)| {
-                let position = index.sentences.iter().position(|s| s == sentence);
-                serde_json::json!({ "sentence": sentence, "score": score, "index": position })
-            })
-            .collect();
-        lines.push(serde_json::json!({ "query": query, "hits": hits_json }).to_string());
-    }
     if let Some(path) = &args.output {
-        crate::cli::write_atomically(path, (lines.join("\n") + "\n").as_bytes())?;
+        let mut lines = String::new();
+        for (query, hits) in queries.iter().zip(&results) {
+            let hits: Vec<_> = hits
+                .iter()
+                .map(|hit| serde_json::json!({ "sentence": index.sentences[hit.index], "score": hit.score, "index": index.lines[hit.index] }))
+                .collect();
+            lines.push_str(&serde_json::json!({ "query": query, "hits": hits }).to_string());
+            lines.push('\n');
+        }
+        crate::cli::write_atomically(path, lines.as_bytes())?;
+    }
+    for (query, hits) in queries.iter().zip(&results) {
+        outln!("{query}");
+        if hits.is_empty() {
+            outln!("  (nothing at or above {:.2})", args.threshold);
+        }
+        for hit in hits {
+            outln!("  {:.4}  {}", hit.score, index.sentences[hit.index]);
+        }
     }
     Ok(())
 }
 
-/// The saved index where it exists, was made by the same encoder and holds the same corpus.
-fn load_index(args: &SearchArgs, corpus: Option<&[String]>, fingerprint: &str) -> anyhow::Result<Option<SearchIndex>> {
+/// The metadata key of the encoder's fingerprint in a saved index.
+const ENCODER_KEY: &str = "encoder_sha256";
+
+/// The saved index where it exists, was made by an encoder that embeds alike (the same graph,
+/// tokenizer and truncation, wherever they live) and holds the same corpus. Where the corpus
+/// is given, an index that is stale or unreadable is rebuilt (with a note); without it, that
+/// is an error.
+fn load_index(args: &SearchArgs, corpus: Option<&(Vec<usize>, Vec<String>)>, fingerprint: &str) -> anyhow::Result<Option<SearchIndex>> {
     let Some(dir) = &args.index else { return Ok(None) };
     if !dir.join(simcse_runtime::search::EMBEDDINGS_FILE).is_file() {
         return Ok(None);
     }
-    let (index, metadata) = SearchIndex::load(dir)?;
-    if metadata.get("encoder").map(String::as_str) != Some(fingerprint) {
+    let rebuild = |why: String| -> anyhow::Result<Option<SearchIndex>> {
         if corpus.is_some() {
-            eprintln!("note: {} was built with another encoder; re-encoding the corpus", dir.display());
-            return Ok(None);
+            errln!("note: {} {why}; re-encoding the corpus", dir.display());
+            Ok(None)
+        } else {
+            bail!("{} {why}; give --corpus to rebuild it", dir.display())
         }
-        bail!("{} was built with another encoder ({:?}); give --corpus to rebuild it", dir.display(), metadata.get("encoder"));
+    };
+    let (index, metadata) = match SearchIndex::load(dir) {
+        Ok(loaded) => loaded,
+        Err(e) => return rebuild(format!("cannot be read ({e})")),
+    };
+    if metadata.get(ENCODER_KEY).map(String::as_str) != Some(fingerprint) {
+        return rebuild("was built with another encoder".into());
     }
-    if corpus.is_some_and(|c| c != index.sentences.as_slice()) {
-        eprintln!("note: the corpus differs from {}'s; re-encoding it", dir.display());
-        return Ok(None);
+    if let Some((lines, sentences)) = corpus {
+        if sentences != &index.sentences || lines != &index.lines {
+            return rebuild("holds another corpus".into());
+        }
     }
-    eprintln!("loaded {} sentences from {}", index.len(), dir.display());
+    errln!("loaded {} sentences from {}", index.len(), dir.display());
     Ok(Some(index))
 }

@@ -3,7 +3,11 @@
 
 use clap::{Args, ValueEnum};
 use simcse::train::device::DeviceArg;
-use simcse::train::trainer::{train, PrecisionArg, TrainConfig, STATE_DIR};
+use clap::parser::ValueSource;
+use clap::ArgMatches;
+use simcse::signals;
+use simcse::train::trainer::{train, PrecisionArg, Stop, TrainConfig};
+use std::process::ExitCode;
 use simcse_converters::Pooler;
 use std::path::PathBuf;
 
@@ -36,7 +40,8 @@ pub struct TrainArgs {
     /// pairs, pairs with a hard negative)
     #[arg(long, required_unless_present = "resume")]
     pub train_file: Option<PathBuf>,
-    /// Written: best/ (the best model on STS-B dev), final/, state/ (to resume), metrics.jsonl
+    /// Becomes the model directory (the best model on STS-B dev when evaluating, else the last),
+    /// with checkpoint-STEP/ (to resume), metrics.jsonl and training_run.json beside it
     #[arg(long, required_unless_present = "resume")]
     pub output_dir: Option<PathBuf>,
     #[arg(long, default_value = "cls")]
@@ -91,8 +96,12 @@ pub struct TrainArgs {
     pub logging_steps: i64,
     #[arg(long, default_value_t = 500)]
     pub save_steps: i64,
-    /// Continue a run from its state directory (OUTPUT_DIR/state), with its configuration
+    /// Keep at most this many checkpoint-STEP directories, removing the oldest [default: all]
     #[arg(long)]
+    pub save_total_limit: Option<usize>,
+    /// Continue a run: its output directory (from its latest checkpoint) or one of its
+    /// checkpoint-STEP directories; the run keeps its configuration
+    #[arg(long, visible_alias = "resume-from-checkpoint")]
     pub resume: Option<PathBuf>,
     /// Pause after this many steps, as Ctrl-C does: the state is saved for --resume
     #[arg(long)]
@@ -102,21 +111,70 @@ pub struct TrainArgs {
     /// No progress bar
     #[arg(long, short)]
     pub quiet: bool,
-    /// Accepted for SimCSE's scripts: the best model on STS-B dev is always kept (best/)
+    /// Replace an earlier run in --output-dir (removing only what it wrote), or write beside
+    /// other files there (none of which is removed or replaced)
+    #[arg(long)]
+    pub overwrite_output_dir: bool,
+    /// Accepted for SimCSE's scripts: the best model on STS-B dev is always what --output-dir holds
     #[arg(long, hide = true)]
     pub metric_for_best_model: Option<String>,
     #[arg(long, hide = true)]
     pub load_best_model_at_end: bool,
-    #[arg(long, hide = true)]
-    pub overwrite_output_dir: bool,
     #[arg(long, hide = true)]
     pub do_train: bool,
     #[arg(long, hide = true)]
     pub do_eval: bool,
 }
 
-pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.logging_steps > 0 && args.save_steps > 0 && args.eval_steps > 0, "the step intervals must be positive");
+/// `--stop-after` paused the run (sysexits' EX_TEMPFAIL: try again later, with --resume).
+pub const PAUSED_EXIT_CODE: u8 = 75;
+
+/// The options a resumed run takes from its saved configuration: each given now must agree.
+/// (clap's argument id, the flag, the value in a configuration)
+type Field = (&'static str, &'static str, fn(&TrainConfig) -> String);
+const RESUMED_FIELDS: &[Field] = &[
+    ("model_name_or_path", "--model-name-or-path", |c| c.model_dir.display().to_string()),
+    ("train_file", "--train-file", |c| c.train_file.display().to_string()),
+    ("config", "--config", |c| format!("{:?}", c.random_config)),
+    ("init", "--init", |c| if c.random_config.is_some() { "random" } else { "pretrained" }.into()),
+    ("pooler_type", "--pooler-type", |c| c.pooler.to_string()),
+    ("mlp_only_train", "--mlp-only-train", |c| c.mlp_only_train.to_string()),
+    ("temp", "--temp", |c| c.temp.to_string()),
+    ("hard_negative_weight", "--hard-negative-weight", |c| c.hard_negative_weight.to_string()),
+    ("do_mlm", "--do-mlm", |c| c.do_mlm.to_string()),
+    ("mlm_weight", "--mlm-weight", |c| c.mlm_weight.to_string()),
+    ("mlm_probability", "--mlm-probability", |c| c.mlm_probability.to_string()),
+    ("max_seq_length", "--max-seq-length", |c| c.max_seq_length.to_string()),
+    ("learning_rate", "--learning-rate", |c| c.learning_rate.to_string()),
+    ("weight_decay", "--weight-decay", |c| c.weight_decay.to_string()),
+    ("warmup_steps", "--warmup-steps", |c| c.warmup_steps.to_string()),
+    ("max_grad_norm", "--max-grad-norm", |c| c.max_grad_norm.to_string()),
+    ("num_train_epochs", "--num-train-epochs", |c| c.num_train_epochs.to_string()),
+    ("max_steps", "--max-steps", |c| format!("{:?}", c.max_steps)),
+    ("per_device_train_batch_size", "--per-device-train-batch-size", |c| c.batch_size.to_string()),
+    ("seed", "--seed", |c| c.seed.to_string()),
+    ("precision", "--precision", |c| format!("{:?}", c.precision).to_lowercase()),
+    ("fp16", "--fp16", |c| format!("{:?}", c.precision).to_lowercase()),
+    ("evaluation_strategy", "--evaluation-strategy", |c| if c.eval_steps.is_some() { "steps" } else { "no" }.into()),
+    ("eval_steps", "--eval-steps", |c| format!("{:?}", c.eval_steps)),
+    ("senteval_dir", "--senteval-dir", |c| format!("{:?}", c.senteval_dir)),
+    ("logging_steps", "--logging-steps", |c| c.logging_steps.to_string()),
+    ("save_steps", "--save-steps", |c| c.save_steps.to_string()),
+];
+
+/// Every option given on the command line whose value differs from the resumed run's.
+fn disagreements(given: &ArgMatches, now: &TrainConfig, saved: &TrainConfig) -> Vec<String> {
+    RESUMED_FIELDS
+        .iter()
+        .filter(|(id, _, _)| given.value_source(id) == Some(ValueSource::CommandLine))
+        .filter_map(|(_, flag, value)| {
+            let (now, saved) = (value(now), value(saved));
+            (now != saved).then(|| format!("{flag} is {now} now, {saved} in the run being resumed"))
+        })
+        .collect()
+}
+
+pub fn run(args: TrainArgs, given: &ArgMatches) -> anyhow::Result<ExitCode> {
     if let Some(metric) = &args.metric_for_best_model {
         anyhow::ensure!(metric == "stsb_spearman", "--metric-for-best-model: only stsb_spearman (STS-B dev Spearman) is supported");
     }
@@ -149,22 +207,53 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         device: Some(args.device),
         quiet: args.quiet,
         stop_after: args.stop_after,
+        save_total_limit: args.save_total_limit,
+        overwrite_output_dir: args.overwrite_output_dir,
     };
-    let report = train(config, args.resume.as_deref())?;
-    let state = report.output_dir.join(STATE_DIR);
-    if report.interrupted {
-        anyhow::bail!("stopped at step {}; the state is saved: continue with --resume {}", report.steps, state.display());
+    if args.resume.is_none() {
+        simcse::train::trainer::validate(&config)?;
     }
-    println!("trained {} steps in {:.1} s", report.steps, report.seconds);
+    let check_resumed = |saved: &TrainConfig| -> anyhow::Result<()> {
+        let differences = disagreements(given, &config, saved);
+        anyhow::ensure!(
+            differences.is_empty(),
+            "a resumed run keeps its configuration, and options given now disagree with it: {}",
+            differences.join("; ")
+        );
+        Ok(())
+    };
+    let report = train(config.clone(), args.resume.as_deref(), &check_resumed)?;
+    let out = report.output_dir.display();
+    let resume_hint = || match &report.checkpoint {
+        Some(c) => format!("state saved in {}; `simcse train --resume {out}` continues", c.display()),
+        None => "nothing to save yet".into(),
+    };
+    match report.stop {
+        Stop::Interrupted(signal) => {
+            errln!("interrupted at step {}: {}", report.steps, resume_hint());
+            return Ok(ExitCode::from(signals::exit_code(signal)));
+        }
+        Stop::Paused => {
+            errln!("paused at step {} as --stop-after asked: {}", report.steps, resume_hint());
+            return Ok(ExitCode::from(PAUSED_EXIT_CODE));
+        }
+        Stop::StdoutClosed => {
+            errln!("stdout was closed: stopped at step {}; {}", report.steps, resume_hint());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Stop::Finished => {}
+    }
+    outln!("trained {} steps in {:.1} s", report.steps, report.seconds);
     if let Some(initial) = report.initial_dev {
-        println!("  STS-B dev Spearman at the start {initial:.2}");
+        outln!("  STS-B dev Spearman at the start {initial:.2}");
     }
-    if let (Some((best, step)), Some(dir)) = (report.best, &report.best_dir) {
-        println!("  best STS-B dev Spearman {best:.2} at step {step}: {}", dir.display());
+    match (report.best, &report.model_dir) {
+        (Some((best, step)), Some(dir)) => outln!("  model: {} (the best on STS-B dev, {best:.2} at step {step})", dir.display()),
+        (None, Some(dir)) => outln!("  model: {} (the last)", dir.display()),
+        _ => {}
     }
-    if let Some(dir) = &report.final_dir {
-        println!("  last model: {}", dir.display());
+    if let Some(checkpoint) = &report.checkpoint {
+        outln!("  resumable state: {}", checkpoint.display());
     }
-    println!("  resume state: {}", state.display());
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

@@ -30,12 +30,12 @@ const FP16_MIN_COSINE: f32 = 0.999;
 pub fn run(model_dir: &Path, report: &ExportReport, options: &ExportOptions) -> anyhow::Result<()> {
     let reference = torch_reference(model_dir, report)?;
     let dim = reference.len() / SAMPLE_SENTENCES.len();
-    println!("  verify      {} sample sentences against the libtorch forward of the same weights", SAMPLE_SENTENCES.len());
+    outln!("  verify      {} sample sentences against the libtorch forward of the same weights", SAMPLE_SENTENCES.len());
     let mut failures = Vec::new();
     for backend in [BackendKind::Ort, BackendKind::Tract] {
         let name = if backend == BackendKind::Ort { "onnxruntime" } else { "tract" };
         if backend == BackendKind::Tract && options.optimize == Optimize::Ort {
-            println!("    {name:<12} not applicable: the graph uses ONNX Runtime's contrib ops (--optimize ort)");
+            outln!("    {name:<12} not applicable: the graph uses ONNX Runtime's contrib ops (--optimize ort)");
             continue;
         }
         let encoder_options = EncoderOptions { backend, onnx: Some(report.path.clone()), batch_size: 3, ..Default::default() };
@@ -43,7 +43,7 @@ pub fn run(model_dir: &Path, report: &ExportReport, options: &ExportOptions) -> 
         let embeddings = match result {
             Ok(e) => e,
             Err(e) => {
-                println!("    {name:<12} could not run the graph: {e}");
+                outln!("    {name:<12} could not run the graph: {e}");
                 failures.push(name);
                 continue;
             }
@@ -53,7 +53,7 @@ pub fn run(model_dir: &Path, report: &ExportReport, options: &ExportOptions) -> 
             Precision::F32 => max_diff <= FP32_MAX_ABS_DIFF,
             Precision::F16 => min_cos >= FP16_MIN_COSINE,
         };
-        println!(
+        outln!(
             "    {name:<12} max |diff| {max_diff:.2e}, min cosine {min_cos:.6}  {}",
             if ok { "ok" } else { "FAILED" }
         );

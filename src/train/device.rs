@@ -36,7 +36,7 @@ pub fn select(device: DeviceArg) -> anyhow::Result<Device> {
         ),
         DeviceArg::Auto if cuda => Ok(Device::Cuda(0)),
         DeviceArg::Auto => {
-            eprintln!("note: no CUDA device; training on the CPU");
+            errln!("note: no CUDA device; training on the CPU");
             Ok(Device::Cpu)
         }
     }

@@ -10,7 +10,9 @@ pub mod loss;
 pub mod mlm;
 pub mod model;
 pub mod optim;
+pub mod pickle_load;
 pub mod presets;
+pub mod run_dir;
 pub mod simcse_model;
 pub mod trainer;
 

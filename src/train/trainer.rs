@@ -1,12 +1,14 @@
 //! The training loop of SimCSE's train.py under the Hugging Face Trainer: shuffled batches,
 //! the contrastive (and MLM) loss, AdamW with a linear schedule and gradient clipping, fp16
-//! loss scaling, STS-B dev evaluation every `eval_steps` with the best model kept, logging,
-//! and a training state saved every `save_steps` (and on Ctrl-C) that `--resume` continues
-//! from to the same result.
+//! loss scaling, STS-B dev evaluation every `eval_steps` with the best model written to the
+//! output directory, logging, and a checkpoint saved every `save_steps` (and on an interrupt)
+//! that `--resume` continues from to the same result. Every option is checked against the
+//! model and the data before the run starts (`validate`); a libtorch failure inside a step
+//! (CUDA out of memory) is an error that keeps the last checkpoint.
 // `a = a + b` rather than `a += b`: on tch tensors `+=` is in place, which autograd may not allow.
 #![allow(clippy::assign_op_pattern)]
 
-use super::checkpoint::{read_safetensors, save_model_dir, write_dir_atomically, write_safetensors};
+use super::checkpoint::{model_files, read_safetensors, safetensors_bytes, write_dir, write_files, SavedModel};
 use super::data::{epoch_order, TrainData};
 use super::device::{gpu_memory_bytes, peak_rss_bytes, select, DeviceArg};
 use super::half_linear::Half;
@@ -15,11 +17,14 @@ use super::mlm::mask_tokens;
 use super::model::Precision;
 use super::optim::{clip_grad_norm, linear_schedule, AdamW, LossScaler};
 use super::simcse_model::{Inputs, SimcseModel};
-use crate::progress::{self, Progress};
+use super::run_dir::{ModelRecord, RunDir, METRICS_FILE, TRAINER_STATE_FILE};
+use crate::progress::Progress;
+use crate::signals;
 use anyhow::{bail, ensure, Context};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use simcse_converters::architecture::Architecture;
+use simcse_converters::model_dir::{Needs, RUN_FILE};
 use simcse_converters::{ModelConfig, ModelDir, Pooler, SimcseConfig};
 use simcse_runtime::batch::Batch;
 use simcse_runtime::encoder::embed_in_length_order;
@@ -79,6 +84,12 @@ pub struct TrainConfig {
     /// Stop after this many steps as Ctrl-C would, the state saved (a time-limited job's pause).
     #[serde(skip)]
     pub stop_after: Option<i64>,
+    /// Keep at most this many checkpoints, removing the oldest (`--save-total-limit`).
+    #[serde(default)]
+    pub save_total_limit: Option<usize>,
+    /// Replace an earlier run in the output directory, or write beside files that are not a run's.
+    #[serde(skip)]
+    pub overwrite_output_dir: bool,
 }
 
 /// Where a run stands; with the weights and the optimizer's moments, what `--resume` needs.
@@ -94,7 +105,23 @@ pub struct RunState {
     pub best: Option<(f64, i64)>,
     /// The training data the run started with: a resumed run must see the same.
     pub examples: usize,
+    /// SHA-256 of the training file.
+    #[serde(default)]
+    pub train_file_sha256: Option<String>,
     pub config: TrainConfig,
+}
+
+/// Why a run stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Every step was trained.
+    Finished,
+    /// SIGINT or SIGTERM (the signal number); the state is saved.
+    Interrupted(i32),
+    /// `--stop-after`; the state is saved.
+    Paused,
+    /// stdout's reader went away (`| head`); the state is saved.
+    StdoutClosed,
 }
 
 /// What a run ends with.
@@ -103,18 +130,14 @@ pub struct TrainReport {
     pub steps: i64,
     pub initial_dev: Option<f64>,
     pub best: Option<(f64, i64)>,
-    pub best_dir: Option<PathBuf>,
-    /// The last model (not written when the run stopped early).
-    pub final_dir: Option<PathBuf>,
+    /// The output directory, where it holds a model (the best, or the last).
+    pub model_dir: Option<PathBuf>,
+    /// The checkpoint a resume continues from.
+    pub checkpoint: Option<PathBuf>,
     pub seconds: f64,
-    pub interrupted: bool,
+    pub stop: Stop,
     pub output_dir: PathBuf,
 }
-
-pub const STATE_DIR: &str = "state";
-pub const BEST_DIR: &str = "best";
-pub const FINAL_DIR: &str = "final";
-pub const METRICS_FILE: &str = "metrics.jsonl";
 
 struct Run {
     cfg: TrainConfig,
@@ -127,7 +150,12 @@ struct Run {
     config_json: serde_json::Value,
     source_simcse: Option<SimcseConfig>,
     evaluation: Option<(Task, SentenceTokenizer)>,
+    run_dir: RunDir,
     metrics: std::fs::File,
+    /// The step whose state was saved last.
+    saved_step: Option<i64>,
+    /// A test hook: fail the step with this number inside libtorch (`SIMCSE_FAIL_AT_STEP`).
+    fail_at_step: Option<i64>,
 }
 
 pub fn half_of(precision: PrecisionArg) -> Precision {
@@ -172,7 +200,10 @@ pub fn optimization_step(
     let grads = optimizer.grads();
     let finite = scaler.unscale(&grads);
     if finite {
-        let _ = clip_grad_norm(&grads, settings.max_grad_norm);
+        // The Trainer's convention: a max norm of 0 turns clipping off.
+        if settings.max_grad_norm > 0.0 {
+            let _ = clip_grad_norm(&grads, settings.max_grad_norm);
+        }
         optimizer.step(lr);
     }
     optimizer.zero_grad();
@@ -180,49 +211,174 @@ pub fn optimization_step(
     loss.detach()
 }
 
-/// Trains from scratch, or from `resume` (a run's `state` directory).
-pub fn train(cfg: TrainConfig, resume: Option<&Path>) -> anyhow::Result<TrainReport> {
-    let mut run = Run::prepare(cfg, resume)?;
+
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+pub const MLM_HEAD_FILE: &str = "mlm_head.safetensors";
+
+/// Trains from scratch, or from `resume` (a run's output directory: its latest checkpoint; or
+/// one of its `checkpoint-STEP` directories). `check_resumed(saved)` refuses options given
+/// now that disagree with the saved run's.
+pub fn train(cfg: TrainConfig, resume: Option<&Path>, check_resumed: &dyn Fn(&TrainConfig) -> anyhow::Result<()>) -> anyhow::Result<TrainReport> {
+    let mut run = Run::prepare(cfg, resume, check_resumed)?;
     run.execute()
 }
 
+/// The run directory and the checkpoint a `--resume PATH` means.
+fn resolve_resume(path: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    simcse_converters::atomic::recover_swap(path);
+    if path.join(RUN_FILE).is_file() {
+        let run = RunDir::open(path)?;
+        let checkpoint = run.latest_checkpoint()?.with_context(|| {
+            format!("{} has no checkpoint to resume from: the run stopped before its first save", path.display())
+        })?;
+        return Ok((path.to_path_buf(), checkpoint));
+    }
+    if path.join(TRAINER_STATE_FILE).is_file() {
+        let dir = path.parent().filter(|p| p.join(RUN_FILE).is_file()).with_context(|| {
+            format!("{} is a checkpoint, but its parent directory is not a training run's output directory", path.display())
+        })?;
+        return Ok((dir.to_path_buf(), path.to_path_buf()));
+    }
+    if path.join("state.json").is_file() {
+        bail!("{} is the state of an older `simcse train` (before checkpoint-STEP directories): this version cannot resume it", path.display());
+    }
+    bail!("--resume {}: neither a training run's output directory nor one of its checkpoint-STEP directories", path.display())
+}
+
+fn sha256_of(path: &Path) -> anyhow::Result<String> {
+    use sha2::Digest;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(simcse_converters::model_dir::hex(&sha2::Sha256::digest(&bytes)))
+}
+
+/// Checks the numbers a run is configured with, naming the option and the limit.
+pub fn validate(cfg: &TrainConfig) -> anyhow::Result<()> {
+    let positive = [
+        ("--learning-rate", cfg.learning_rate),
+        ("--temp", cfg.temp),
+        ("--num-train-epochs", cfg.num_train_epochs),
+    ];
+    for (flag, value) in positive {
+        ensure!(value.is_finite() && value > 0.0, "{flag} {value} must be a positive number");
+    }
+    let non_negative = [("--weight-decay", cfg.weight_decay), ("--max-grad-norm", cfg.max_grad_norm), ("--mlm-weight", cfg.mlm_weight)];
+    for (flag, value) in non_negative {
+        ensure!(value.is_finite() && value >= 0.0, "{flag} {value} must be a number of at least 0");
+    }
+    ensure!(cfg.hard_negative_weight.is_finite(), "--hard-negative-weight {} must be a number", cfg.hard_negative_weight);
+    ensure!(
+        !cfg.do_mlm || (cfg.mlm_probability > 0.0 && cfg.mlm_probability < 1.0),
+        "--mlm-probability {} must lie strictly between 0 and 1",
+        cfg.mlm_probability
+    );
+    ensure!(cfg.max_steps.is_none_or(|s| s > 0), "--max-steps must be at least 1");
+    ensure!(cfg.warmup_steps >= 0, "--warmup-steps must be at least 0");
+    ensure!(cfg.batch_size > 0, "--per-device-train-batch-size must be at least 1");
+    ensure!(cfg.logging_steps > 0 && cfg.save_steps > 0, "--logging-steps and --save-steps must be at least 1");
+    ensure!(cfg.eval_steps.is_none_or(|s| s > 0), "--eval-steps must be at least 1");
+    ensure!(cfg.save_total_limit.is_none_or(|n| n > 0), "--save-total-limit must be at least 1 (leave it out to keep every checkpoint)");
+    ensure!(cfg.stop_after.is_none_or(|n| n > 0), "--stop-after must be at least 1");
+    if cfg.mlp_only_train && cfg.pooler != Pooler::Cls {
+        bail!("--mlp-only-train leaves SimCSE's MLP out at evaluation, and only the cls pooler has one (not {})", cfg.pooler);
+    }
+    Ok(())
+}
+
+/// Checks the options against the data: in-batch negatives exist, hard negatives where their
+/// weight is given, token ids the model's embedding table holds.
+fn validate_data(cfg: &TrainConfig, data: &TrainData, vocab: usize) -> anyhow::Result<()> {
+    let file = cfg.train_file.display();
+    if data.columns < 3 {
+        ensure!(
+            cfg.batch_size >= 2,
+            "--per-device-train-batch-size 1: without hard negatives, SimCSE's negatives are the other examples of the batch, \
+             so with one the loss is 0 and nothing trains; use at least 2"
+        );
+        ensure!(data.len() >= 2, "{file} holds one example: SimCSE needs at least two (each is the other's negative)");
+        if cfg.hard_negative_weight != 0.0 {
+            bail!(
+                "--hard-negative-weight weighs the hard negatives of a 3-column csv (sent0, sent1, hard_neg), and {file} has {} column{}",
+                data.columns,
+                if data.columns == 1 { "" } else { "s" }
+            );
+        }
+    }
+    if let Some((row, id)) = data.examples.iter().enumerate().find_map(|(i, e)| e.iter().flat_map(|t| &t.ids).find(|&&id| id as usize >= vocab).map(|&id| (i, id))) {
+        bail!(
+            "{file}: example {} has token id {id}, past the model's vocabulary of {vocab} (vocab_size in config.json): \
+             the tokenizer does not belong to this model",
+            row + 1
+        );
+    }
+    Ok(())
+}
+
+/// Runs `f`, turning a libtorch failure (tch panics with the C++ error) into an error.
+fn catch_torch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    use std::sync::{Arc, Mutex};
+    let message: Arc<Mutex<Option<String>>> = Arc::default();
+    let seen = message.clone();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info
+            .payload()
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "a panic without a message".into());
+        *seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(text);
+    }));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(previous);
+    result.map_err(|_| message.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default())
+}
+
+/// The C++ error's own first line out of tch's panic message (`...: Torch("message\nException
+/// raised from ... frame #0 ...")`), without the stack of frames.
+fn torch_message(panic: &str) -> String {
+    let inner = panic.split_once("Torch(\"").map_or(panic, |(_, rest)| rest);
+    let first = inner.split("\\n").next().unwrap_or(inner);
+    first.split('\n').next().unwrap_or(first).trim_end_matches("\")").replace("\\'", "'").replace("\\\"", "\"")
+}
+
 impl Run {
-    fn prepare(cfg: TrainConfig, resume: Option<&Path>) -> anyhow::Result<Run> {
-        let saved: Option<RunState> = match resume {
-            Some(dir) => {
-                let path = dir.join("state.json");
-                let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}: is it a run's state directory?", path.display()))?;
-                Some(serde_json::from_str(&text).with_context(|| format!("{}: not a training state", path.display()))?)
+    fn prepare(cfg: TrainConfig, resume: Option<&Path>, check_resumed: &dyn Fn(&TrainConfig) -> anyhow::Result<()>) -> anyhow::Result<Run> {
+        let resumed = match resume {
+            Some(path) => {
+                let (run_path, checkpoint) = resolve_resume(path)?;
+                let state_path = checkpoint.join(TRAINER_STATE_FILE);
+                let text = std::fs::read_to_string(&state_path).with_context(|| format!("reading {}", state_path.display()))?;
+                let state: RunState = serde_json::from_str(&text).with_context(|| format!("{}: not a training state", state_path.display()))?;
+                check_resumed(&state.config)?;
+                let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b);
+                ensure!(
+                    cfg.output_dir.as_os_str().is_empty() || same(&cfg.output_dir, &run_path),
+                    "--output-dir {} is not the run being resumed, {}",
+                    cfg.output_dir.display(),
+                    run_path.display()
+                );
+                Some((run_path, checkpoint, state))
             }
             None => None,
         };
-        // A resumed run keeps its configuration; the device and the terminal may differ.
-        let cfg = match &saved {
-            Some(s) => {
-                let pairs = [
-                    ("model", &cfg.model_dir, &s.config.model_dir),
-                    ("training file", &cfg.train_file, &s.config.train_file),
-                    ("output directory", &cfg.output_dir, &s.config.output_dir),
-                ];
-                for (what, given, saved) in pairs {
-                    ensure!(
-                        given.as_os_str().is_empty() || given == saved,
-                        "the run being resumed used the {what} {}, not {}; a resumed run keeps its configuration",
-                        saved.display(),
-                        given.display()
-                    );
-                }
-                TrainConfig { device: cfg.device, quiet: cfg.quiet, stop_after: cfg.stop_after, ..s.config.clone() }
-            }
+        // A resumed run keeps its configuration; the device, the terminal and what to keep may differ.
+        let cfg = match &resumed {
+            Some((run_path, _, s)) => TrainConfig {
+                device: cfg.device,
+                quiet: cfg.quiet,
+                stop_after: cfg.stop_after,
+                save_total_limit: cfg.save_total_limit.or(s.config.save_total_limit),
+                output_dir: run_path.clone(),
+                ..s.config.clone()
+            },
             None => cfg,
         };
-        ensure!(cfg.batch_size > 0, "--per-device-train-batch-size must be at least 1");
-        ensure!(cfg.temp > 0.0, "--temp must be positive");
-        ensure!((0.0..1.0).contains(&cfg.mlm_probability), "--mlm-probability must be in [0, 1)");
+        validate(&cfg)?;
         let device = select(cfg.device.unwrap_or(DeviceArg::Auto))?;
         tch::manual_seed(cfg.seed as i64);
 
-        let source = ModelDir::new(&cfg.model_dir);
+        let needs = if cfg.random_config.is_some() { Needs::Config } else { Needs::Weights };
+        let source = ModelDir::open(&cfg.model_dir, needs)?;
         let source_simcse = source.simcse()?;
         let probe: ModelConfig = source.config()?;
         let tokenizer = SentenceTokenizer::load(&cfg.model_dir, &probe, cfg.max_seq_length)?;
@@ -232,16 +388,54 @@ impl Run {
         };
         let config: ModelConfig = serde_json::from_value(config_json.clone()).context("the model's config.json")?;
         let arch = Architecture::from_config(&config, &cfg.model_dir.join("config.json"))?;
+        arch.check_pooler(cfg.pooler).map_err(anyhow::Error::msg)?;
+        ensure!(!(cfg.do_mlm && matches!(arch, Architecture::Gpt2(_))), "--do-mlm: GPT-2 has no masked-language-model head; train it without MLM");
+        arch.check_length(cfg.max_seq_length, "--max-seq-length").map_err(anyhow::Error::msg)?;
+
+        let train_file_sha256 = Some(sha256_of(&cfg.train_file)?);
         let data = TrainData::load(&cfg.train_file, &tokenizer)?;
-        if let Some(s) = &saved {
+        validate_data(&cfg, &data, config.vocab_size.unwrap_or(usize::MAX))?;
+        if let Some((_, _, s)) = &resumed {
             ensure!(
-                s.examples == data.len(),
-                "{} now holds {} examples, but the run started with {}: it changed since",
+                s.examples == data.len() && s.train_file_sha256.as_ref().is_none_or(|h| Some(h) == train_file_sha256.as_ref()),
+                "{} changed since the run started ({} examples then, {} now): a resumed run must see the same data",
                 cfg.train_file.display(),
-                data.len(),
-                s.examples
+                s.examples,
+                data.len()
             );
         }
+        let steps_per_epoch = data.len().div_ceil(cfg.batch_size) as i64;
+        let total_steps = cfg.max_steps.unwrap_or_else(|| (steps_per_epoch as f64 * cfg.num_train_epochs).ceil() as i64).max(1);
+        let evaluation = match (cfg.eval_steps, &cfg.senteval_dir) {
+            (Some(_), Some(dir)) => {
+                let dirs = DataDirs { senteval: Some(dir.clone()), ..Default::default() };
+                let task = sts::data::spec("STSBenchmark").expect("a known task").load(&dirs, Mode::Dev)?;
+                // SentEval's batcher does not truncate: the model's full length.
+                Some((task, SentenceTokenizer::load(&cfg.model_dir, &probe, arch.max_tokens().min(512))?))
+            }
+            (Some(_), None) => bail!("evaluation during training needs --senteval-dir (STS-B dev); pass --evaluation-strategy no to train without it"),
+            (None, _) => None,
+        };
+
+        // Everything is checked: only now is the output directory touched.
+        let mut run_dir = match &resumed {
+            Some((run_path, checkpoint, s)) => {
+                let mut run_dir = RunDir::open(run_path)?;
+                run_dir.truncate_metrics(s.step)?;
+                run_dir.record.status = "running".into();
+                run_dir.save()?;
+                errln!("resuming {} from {} (step {})", run_path.display(), checkpoint.display(), s.step);
+                run_dir
+            }
+            None => RunDir::create(&cfg.output_dir, cfg.overwrite_output_dir, total_steps)?,
+        };
+        run_dir.will_write(METRICS_FILE)?;
+        let metrics_path = run_dir.path.join(METRICS_FILE);
+        let metrics = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&metrics_path)
+            .with_context(|| format!("opening {}", metrics_path.display()))?;
 
         let mut model = SimcseModel::new(device, &arch, cfg.pooler, cfg.mlp_only_train, cfg.do_mlm)?;
         if cfg.random_config.is_some() {
@@ -251,68 +445,86 @@ impl Run {
         }
         model.set_precision(half_of(cfg.precision));
         let optimizer = AdamW::new(model.named_variables(), cfg.weight_decay);
-
-        let steps_per_epoch = data.len().div_ceil(cfg.batch_size) as i64;
-        let total_steps = cfg.max_steps.unwrap_or_else(|| (steps_per_epoch as f64 * cfg.num_train_epochs).ceil() as i64).max(1);
-        let evaluation = match (cfg.eval_steps, &cfg.senteval_dir) {
-            (Some(_), Some(dir)) => {
-                let dirs = DataDirs { senteval: Some(dir.clone()), ..Default::default() };
-                let task = sts::data::spec("STSBenchmark").expect("a known task").load(&dirs, Mode::Dev)?;
-                // SentEval's batcher does not truncate: the model's full length.
-                let max = config.max_position_embeddings.unwrap_or(512).saturating_sub(if matches!(&arch, Architecture::Bert(s) if s.roberta) { 2 } else { 0 });
-                Some((task, SentenceTokenizer::load(&cfg.model_dir, &probe, max.min(512))?))
-            }
-            (Some(_), None) => bail!("evaluation during training needs --senteval-dir (STS-B dev); pass --evaluation-strategy no to train without it"),
-            (None, _) => None,
+        let checkpoint = resumed.as_ref().map(|(_, c, _)| c.clone());
+        let state = match resumed {
+            Some((_, _, s)) => s,
+            None => RunState {
+                step: 0,
+                total_steps,
+                epoch: 0,
+                batch_in_epoch: 0,
+                optimizer_steps: 0,
+                scaler: LossScaler::new(cfg.precision == PrecisionArg::Fp16),
+                best: None,
+                examples: data.len(),
+                train_file_sha256,
+                config: cfg.clone(),
+            },
         };
-        std::fs::create_dir_all(&cfg.output_dir).with_context(|| format!("creating {}", cfg.output_dir.display()))?;
-        let metrics_path = cfg.output_dir.join(METRICS_FILE);
-        let metrics = std::fs::OpenOptions::new()
-            .create(true)
-            .append(saved.is_some())
-            .write(true)
-            .truncate(saved.is_none())
-            .open(&metrics_path)
-            .with_context(|| format!("opening {}", metrics_path.display()))?;
-        let state = saved.unwrap_or(RunState {
-            step: 0,
-            total_steps,
-            epoch: 0,
-            batch_in_epoch: 0,
-            optimizer_steps: 0,
-            scaler: LossScaler::new(cfg.precision == PrecisionArg::Fp16),
-            best: None,
-            examples: data.len(),
-            config: cfg.clone(),
-        });
-        let mut run = Run { cfg, device, model, optimizer, state, data, tokenizer, config_json, source_simcse, evaluation, metrics };
-        if let Some(dir) = resume {
-            run.load_state(dir)?;
+        let fail_at_step = std::env::var("SIMCSE_FAIL_AT_STEP").ok().and_then(|s| s.parse().ok());
+        let saved_step = checkpoint.as_ref().map(|_| state.step);
+        let mut run = Run {
+            cfg, device, model, optimizer, state, data, tokenizer, config_json, source_simcse, evaluation, run_dir, metrics, saved_step, fail_at_step,
+        };
+        if let Some(dir) = checkpoint {
+            run.load_state(&dir)?;
         }
         Ok(run)
     }
 
     fn load_state(&mut self, dir: &Path) -> anyhow::Result<()> {
-        let params = read_safetensors(&dir.join("params.safetensors"))?;
+        let mut params = read_safetensors(&dir.join(simcse_converters::model_dir::WEIGHTS_FILE))?;
+        if self.cfg.do_mlm {
+            params.extend(read_safetensors(&dir.join(MLM_HEAD_FILE))?);
+        }
         tch::no_grad(|| -> anyhow::Result<()> {
             for (name, mut var) in self.model.vs.variables() {
-                let saved = params.get(&name).with_context(|| format!("the saved state lacks {name}"))?;
+                let saved = params.get(&name).with_context(|| format!("the checkpoint {} lacks {name}", dir.display()))?;
                 var.copy_(&saved.to_device(self.device));
             }
             Ok(())
         })?;
-        let moments = read_safetensors(&dir.join("optimizer.safetensors"))?;
+        let moments = read_safetensors(&dir.join(OPTIMIZER_FILE))?;
         self.optimizer.load_state(&moments, self.state.optimizer_steps)
     }
 
-    fn save_state(&self) -> anyhow::Result<()> {
+    fn saved_model<'a>(&'a self, tensors: &'a [(String, Tensor)], simcse: &'a SimcseConfig) -> SavedModel<'a> {
+        SavedModel { tensors, config: &self.config_json, tokenizer_dir: &self.cfg.model_dir, simcse }
+    }
+
+    /// `OUT/checkpoint-STEP`: the model, the optimizer's moments, the MLM head, the state.
+    fn save_checkpoint(&mut self) -> anyhow::Result<PathBuf> {
+        let step = self.state.step;
+        let tensors = self.model.model_tensors();
+        let simcse = self.simcse_config(None);
+        let mut files = model_files(&self.saved_model(&tensors, &simcse), false)?;
+        files.push((OPTIMIZER_FILE.into(), safetensors_bytes(&self.optimizer.state())?));
+        if self.cfg.do_mlm {
+            let head: Vec<(String, Tensor)> = self.model.named_variables().into_iter().filter(|(n, _)| n.starts_with("lm_head.")).collect();
+            files.push((MLM_HEAD_FILE.into(), safetensors_bytes(&head)?));
+        }
         let state = RunState { optimizer_steps: self.optimizer.steps, ..self.state.clone() };
-        write_dir_atomically(&self.cfg.output_dir.join(STATE_DIR), |dir| {
-            write_safetensors(&dir.join("params.safetensors"), self.optimizer.params())?;
-            write_safetensors(&dir.join("optimizer.safetensors"), &self.optimizer.state())?;
-            std::fs::write(dir.join("state.json"), serde_json::to_vec_pretty(&state)?)?;
-            Ok(())
-        })
+        files.push((TRAINER_STATE_FILE.into(), serde_json::to_vec_pretty(&state)?));
+        let dir = self.run_dir.checkpoint_path(step);
+        self.run_dir.will_write(&dir.file_name().unwrap().to_string_lossy())?;
+        write_dir(&dir, &files)?;
+        self.run_dir.record.step = step;
+        self.run_dir.add_checkpoint(step, self.cfg.save_total_limit)?;
+        self.saved_step = Some(step);
+        Ok(dir)
+    }
+
+    /// The model into the output directory itself (`kind`: best or last).
+    fn save_model(&mut self, kind: &str, dev: Option<f64>) -> anyhow::Result<()> {
+        let tensors = self.model.model_tensors();
+        let simcse = self.simcse_config(dev);
+        let files = model_files(&self.saved_model(&tensors, &simcse), true)?;
+        for (name, _) in &files {
+            self.run_dir.will_write(name)?;
+        }
+        write_files(&self.run_dir.path, &files)?;
+        self.run_dir.record.model = Some(ModelRecord { step: self.state.step, kind: kind.into(), stsb_dev_spearman: dev });
+        self.run_dir.save()
     }
 
     fn inputs(&self, batch: &Batch) -> Inputs {
@@ -322,14 +534,49 @@ impl Run {
     }
 
     /// One optimization step on the examples `indices`; returns the (unscaled) loss, on device.
+    /// A libtorch failure is an error naming the batch.
     fn step(&mut self, indices: &[usize]) -> anyhow::Result<Tensor> {
         let tokens = self.data.batch_tokens(indices);
         let batch = Batch::pad(&tokens, self.tokenizer.pad_id);
-        let inputs = self.inputs(&batch);
-        let mlm = if self.cfg.do_mlm { Some(self.mlm_loss(&inputs)?) } else { None };
-        let lr = linear_schedule(self.cfg.learning_rate, self.state.step, self.state.total_steps, self.cfg.warmup_steps);
-        let settings = StepSettings { temp: self.cfg.temp, hard_negative_weight: self.cfg.hard_negative_weight, max_grad_norm: self.cfg.max_grad_norm };
-        Ok(optimization_step(&self.model, &mut self.optimizer, &mut self.state.scaler, &inputs, self.data.views(), mlm, lr, &settings))
+        let step = self.state.step + 1;
+        let result = catch_torch(|| -> anyhow::Result<Tensor> {
+            let inputs = self.inputs(&batch);
+            if self.fail_at_step == Some(step) {
+                // The test hook: a real libtorch error, raised in C++ inside the step.
+                let _ = Tensor::zeros([2], (Kind::Float, self.device)).view([3]);
+            }
+            let mlm = if self.cfg.do_mlm { Some(self.mlm_loss(&inputs)?) } else { None };
+            let lr = linear_schedule(self.cfg.learning_rate, self.state.step, self.state.total_steps, self.cfg.warmup_steps);
+            let settings = StepSettings { temp: self.cfg.temp, hard_negative_weight: self.cfg.hard_negative_weight, max_grad_norm: self.cfg.max_grad_norm };
+            Ok(optimization_step(&self.model, &mut self.optimizer, &mut self.state.scaler, &inputs, self.data.views(), mlm, lr, &settings))
+        });
+        result.map_err(|why| self.failure(&format!(
+            "step {step} failed on a batch of {} examples ({} sentences each, {} tokens at most)",
+            indices.len(),
+            self.data.views(),
+            batch.seq
+        ), &why))?
+    }
+
+    /// The error a failed step or evaluation ends the run with: what failed, libtorch's
+    /// message, and what is kept.
+    fn failure(&mut self, what: &str, why: &str) -> anyhow::Error {
+        self.run_dir.record.status = "failed".into();
+        let _ = self.run_dir.save();
+        let kept = match self.saved_step {
+            Some(step) => format!(
+                "the last checkpoint, {} (step {step}), is intact: `--resume {}` continues from it",
+                self.run_dir.checkpoint_path(step).display(),
+                self.run_dir.path.display()
+            ),
+            None => format!("nothing was saved yet (the first checkpoint comes at step {})", self.cfg.save_steps),
+        };
+        let hint = if why.contains("out of memory") || why.contains("can't allocate") {
+            format!("; a smaller --per-device-train-batch-size (this run's is {}) or --max-seq-length needs less memory", self.cfg.batch_size)
+        } else {
+            String::new()
+        };
+        anyhow::anyhow!("{what}: {}\n{kept}{hint}", torch_message(why))
     }
 
     /// SimCSE's auxiliary loss: a separate forward pass over masked inputs, times `mlm_weight`.
@@ -344,7 +591,12 @@ impl Run {
     }
 
     /// STS-B dev Spearman x 100 of the model as it is now (dropout off).
-    fn evaluate(&self) -> anyhow::Result<Option<f64>> {
+    fn evaluate(&mut self) -> anyhow::Result<Option<f64>> {
+        let result = catch_torch(|| self.evaluate_inner());
+        result.map_err(|why| self.failure(&format!("evaluating on STS-B dev at step {}", self.state.step), &why))?
+    }
+
+    fn evaluate_inner(&self) -> anyhow::Result<Option<f64>> {
         let Some((task, tokenizer)) = &self.evaluation else { return Ok(None) };
         let dim = self.model.arch.hidden();
         let mut embed_batch = |batch: &Batch| -> Result<Vec<f32>, RuntimeError> {
@@ -376,20 +628,30 @@ impl Run {
         }
     }
 
-    fn save_model(&self, name: &str, dev: Option<f64>) -> anyhow::Result<PathBuf> {
-        let dir = self.cfg.output_dir.join(name);
-        save_model_dir(&dir, &self.model.model_tensors(), &self.config_json, &self.cfg.model_dir, &self.simcse_config(dev))?;
-        Ok(dir)
-    }
-
     fn log(&mut self, record: serde_json::Value) -> anyhow::Result<()> {
         writeln!(self.metrics, "{record}").context("writing metrics.jsonl")
+    }
+
+    /// Why the run should stop now, if it should.
+    fn stop_requested(&self, step: i64) -> Option<Stop> {
+        if let Some(signal) = signals::interrupted() {
+            Some(Stop::Interrupted(signal))
+        } else if crate::stdout::closed() {
+            Some(Stop::StdoutClosed)
+        } else if self.cfg.stop_after == Some(step) {
+            Some(Stop::Paused)
+        } else {
+            None
+        }
     }
 
     fn execute(&mut self) -> anyhow::Result<TrainReport> {
         let started = Instant::now();
         let total = self.state.total_steps;
-        progress::catch_interrupt();
+        signals::stop_gracefully(
+            "saving state; press Ctrl-C again to abandon it",
+            "abandoned; the checkpoints saved before are intact",
+        );
         let mut bar = Progress::items("training", total as u64, self.cfg.quiet);
         bar.println(&format!(
             "training {} examples ({} sentences each) for {total} steps of {} on {:?}, {:?}",
@@ -407,8 +669,8 @@ impl Run {
         let (mut window_loss, mut window_steps, mut window_start) = (Tensor::from(0.0f32).to_device(self.device), 0i64, Instant::now());
         let mut peak_gpu = 0u64;
         let steps_per_epoch = self.data.len().div_ceil(self.cfg.batch_size);
-        let mut interrupted = false;
-        while self.state.step < total && !interrupted {
+        let mut stop = self.stop_requested(self.state.step).filter(|s| *s != Stop::Paused);
+        while self.state.step < total && stop.is_none() {
             let order = epoch_order(self.data.len(), self.cfg.seed, self.state.epoch);
             let batches: Vec<&[usize]> = order.chunks(self.cfg.batch_size).collect();
             while self.state.batch_in_epoch < batches.len() && self.state.step < total {
@@ -450,21 +712,21 @@ impl Run {
                         let better = self.state.best.is_none_or(|(best, _)| dev > best);
                         if better {
                             self.state.best = Some((dev, step));
-                            self.save_model(BEST_DIR, Some(dev))?;
+                            self.save_model("best", Some(dev))?;
                         }
                         bar.println(&format!("step {step}: STS-B dev Spearman {dev:.2}{}", if better { " (best so far, saved)" } else { "" }));
                         self.log(json!({ "step": step, "eval_stsb_spearman": dev, "best": better }))?;
                     }
                 }
                 if step % self.cfg.save_steps == 0 || step == total {
-                    self.save_state()?;
+                    self.save_checkpoint()?;
                 }
                 if step % self.cfg.logging_steps == 0 {
                     // Evaluation and saving are not training: leave them out of the next it/s.
                     window_start = Instant::now();
                 }
-                if progress::interrupted() || self.cfg.stop_after == Some(step) {
-                    interrupted = true;
+                stop = self.stop_requested(step);
+                if stop.is_some() {
                     break;
                 }
             }
@@ -474,17 +736,30 @@ impl Run {
             }
         }
         bar.finish();
-        self.save_state()?;
-        let final_dir = if interrupted { None } else { Some(self.save_model(FINAL_DIR, None)?) };
+        if self.saved_step != Some(self.state.step) {
+            self.save_checkpoint()?;
+        }
+        let stop = stop.unwrap_or(Stop::Finished);
+        if stop == Stop::Finished && self.evaluation.is_none() {
+            self.save_model("last", None)?;
+        }
+        self.run_dir.record.status = match stop {
+            Stop::Finished => "finished",
+            Stop::Interrupted(_) | Stop::StdoutClosed => "interrupted",
+            Stop::Paused => "paused",
+        }
+        .into();
+        self.run_dir.record.step = self.state.step;
+        self.run_dir.save()?;
         Ok(TrainReport {
             steps: self.state.step,
             initial_dev,
             best: self.state.best,
-            best_dir: self.state.best.map(|_| self.cfg.output_dir.join(BEST_DIR)),
-            final_dir,
+            model_dir: self.run_dir.record.model.as_ref().map(|_| self.run_dir.path.clone()),
+            checkpoint: self.saved_step.map(|s| self.run_dir.checkpoint_path(s)),
             seconds: started.elapsed().as_secs_f64(),
-            interrupted,
-            output_dir: self.cfg.output_dir.clone(),
+            stop,
+            output_dir: self.run_dir.path.clone(),
         })
     }
 }
