@@ -3,18 +3,27 @@
 
 CARGO ?= cargo
 SIMCSE := target/release/simcse
+# The benchmarks are their own binary (bench/), measuring the simcse beside it.
+SIMCSE_BENCH := target/release/simcse-bench
 # SentEval's STS data and the Chinese pair sets (../shared/data beside the checkout by default).
 export SIMCSE_SENTEVAL_DIR ?= $(abspath ../shared/data/senteval)
 export SIMCSE_ZH_DIR ?= $(abspath ../shared/data/zh)
 BENCH_CHECKPOINT := target/bench/bert-base
 
-.PHONY: setup build demo test bench-convert bench-encode bench-export bench-eval bench-search clean-demo
+.PHONY: setup build slim demo test bench-convert bench-encode bench-export bench-eval bench-search bench-startup clean-demo
 
 setup:
 	scripts/setup.sh
 
 build: setup
-	$(CARGO) build --release
+	$(CARGO) build --release -p simcse -p simcse-bench
+
+# The deployment build: the same CLI without libtorch (no `train`, no libtorch half of
+# `export --verify`), left at target/slim/simcse. Needs no LIBTORCH to compile.
+slim:
+	$(CARGO) build --release --no-default-features --features ort,tract --target-dir target/slim-build
+	mkdir -p target/slim
+	cp target/slim-build/release/simcse target/slim/simcse.tmp && mv target/slim/simcse.tmp target/slim/simcse
 
 demo: build
 	scripts/demo.sh
@@ -26,25 +35,31 @@ test: setup
 bench-convert: build
 	scripts/setup.sh --reference
 	test -f $(BENCH_CHECKPOINT)/pytorch_model.bin || .venv/bin/python tests/fixtures/gen_checkpoints.py --bench-checkpoint $(BENCH_CHECKPOINT)
-	$(SIMCSE) bench convert $(BENCH_CHECKPOINT) --runs 5
+	$(SIMCSE_BENCH) convert $(BENCH_CHECKPOINT) --runs 5
 
 # The converted all-MiniLM-L6-v2 that `make demo` writes, against sentence-transformers.
 bench-encode: demo
 	scripts/setup.sh --reference
-	$(SIMCSE) bench encode target/demo/all-MiniLM-L6-v2 --runs 3
+	$(SIMCSE_BENCH) encode target/demo/all-MiniLM-L6-v2 --runs 3
 
 bench-export: build
 	scripts/setup.sh --reference
 	test -f $(BENCH_CHECKPOINT)/pytorch_model.bin || .venv/bin/python tests/fixtures/gen_checkpoints.py --bench-checkpoint $(BENCH_CHECKPOINT)
 	$(SIMCSE) convert -q $(BENCH_CHECKPOINT) target/bench/bert-base-dir --overwrite
-	$(SIMCSE) bench export target/bench/bert-base-dir --runs 3
+	$(SIMCSE_BENCH) export target/bench/bert-base-dir --runs 3
 
 bench-eval: demo
 	scripts/setup.sh --reference
-	$(SIMCSE) bench eval target/demo/all-MiniLM-L6-v2 --senteval-dir $(SIMCSE_SENTEVAL_DIR)
+	$(SIMCSE_BENCH) eval target/demo/all-MiniLM-L6-v2 --senteval-dir $(SIMCSE_SENTEVAL_DIR)
+
+# The default build beside the slim one: `simcse --help` and a small `simcse encode`.
+bench-startup: build slim
+	mkdir -p target/bench
+	test -f target/bench/minilm/model.onnx || ($(SIMCSE) convert -q assets/all-MiniLM-L6-v2 target/bench/minilm --overwrite && $(SIMCSE) export target/bench/minilm)
+	$(SIMCSE_BENCH) startup target/bench/minilm
 
 bench-search: build
-	$(SIMCSE) bench search --sizes 100000,1000000
+	$(SIMCSE_BENCH) search --sizes 100000,1000000
 
 clean-demo:
 	rm -rf target/demo

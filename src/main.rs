@@ -2,9 +2,8 @@
 //! writes one (../shared/DESIGN.md, "The flow").
 
 #[macro_use]
-extern crate simcse;
+extern crate simcse_core;
 
-mod bench;
 mod cli;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -32,17 +31,12 @@ enum Command {
     Eval(cli::eval::EvalArgs),
     /// Semantic search over a corpus (SimCSE's tool): exact, or approximate with HNSW
     Search(cli::search::SearchArgs),
-    /// Measure a stage against its Python baseline in the same run
-    Bench {
-        #[command(subcommand)]
-        which: bench::BenchCommand,
-    },
-    /// Show what this binary runs on: libtorch and CUDA, ONNX Runtime, tract
+    /// Show what this binary runs on and was built with: libtorch and CUDA, ONNX Runtime, tract
     Env,
 }
 
 fn main() -> ExitCode {
-    simcse::signals::install();
+    simcse_core::signals::install();
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
@@ -58,7 +52,6 @@ fn main() -> ExitCode {
         Command::Encode(args) => cli::encode::run(args).map(|_| ExitCode::SUCCESS),
         Command::Eval(args) => cli::eval::run(args).map(|_| ExitCode::SUCCESS),
         Command::Search(args) => cli::search::run(args).map(|_| ExitCode::SUCCESS),
-        Command::Bench { which } => bench::run(which).map(|_| ExitCode::SUCCESS),
         Command::Env => cli::env::run().map(|_| ExitCode::SUCCESS),
     };
     match result {

@@ -4,8 +4,8 @@
 
 use safetensors::SafeTensors;
 use sha2::{Digest, Sha256};
-use simcse_converters::checkpoint::SourceFiles;
-use simcse_converters::{convert, safetensors_out, source, ConvertError, ConvertOptions, DType, KeyMap};
+use simcse_convert::checkpoint::SourceFiles;
+use simcse_convert::{convert, safetensors_out, source, ConvertError, ConvertOptions, DType, KeyMap};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;

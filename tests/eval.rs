@@ -6,7 +6,7 @@
 mod common;
 
 use common::{fixture, minilm_model, senteval_dir, zh_dir};
-use simcse_converters::Pooler;
+use simcse_core::Pooler;
 use simcse_runtime::sts::stats::{pearson, spearman};
 use simcse_runtime::sts::{self, DataDirs, Mode, Pair, Subset, Task};
 use simcse_runtime::{Embeddings, Encoder, EncoderOptions, RuntimeError};

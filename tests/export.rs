@@ -6,9 +6,9 @@
 mod common;
 
 use common::{compare, fixture, load_f32, load_i64, onnx_check, sentences};
-use simcse_converters::{ModelDir, Pooler};
-use simcse_exporter::onnx::graph::Precision;
-use simcse_exporter::{export, ExportError, ExportOptions, Optimize};
+use simcse_core::{ModelDir, Pooler};
+use simcse_export::onnx::graph::Precision;
+use simcse_export::{export, ExportError, ExportOptions, Optimize};
 use simcse_runtime::batch::Batch;
 use simcse_runtime::tokenize::SentenceTokenizer;
 use simcse_runtime::{BackendKind, Device, Encoder, EncoderOptions, RuntimeError};
@@ -103,7 +103,7 @@ fn every_export_matches_transformers_on_both_backends() {
 fn minilm_matches_transformers() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("minilm");
-    simcse_converters::convert(&common::asset("all-MiniLM-L6-v2"), &model, &Default::default(), &mut |_, _| true).unwrap();
+    simcse_convert::convert(&common::asset("all-MiniLM-L6-v2"), &model, &Default::default(), &mut |_, _| true).unwrap();
     let expected = load_f32(&fixture("encoders/minilm_expected.safetensors"));
     let mut exported = Vec::new();
     for pooler in [Pooler::Avg, Pooler::ClsBeforePooler] {

@@ -136,7 +136,7 @@ fn the_output_directory_is_the_model_directory_with_checkpoints_beside_it() {
 
     // The weights torch.save's format carries, as libtorch's own reader reads them, are the
     // safetensors' bit for bit: SimCSE's simcse_to_huggingface.py reads this file.
-    let torch = simcse::train::pickle_load::load_state_dict(&std::fs::read(out.join("pytorch_model.bin")).unwrap()).unwrap();
+    let torch = simcse_train::pickle_load::load_state_dict(&std::fs::read(out.join("pytorch_model.bin")).unwrap()).unwrap();
     let safetensors = load_f32(&out.join("model.safetensors"));
     assert_eq!(torch.len(), safetensors.len());
     for (name, tensor) in torch {

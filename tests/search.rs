@@ -11,7 +11,7 @@ use simcse_runtime::{Embeddings, Encoder, EncoderOptions};
 
 /// Deterministic pseudo-random vectors (xorshift), clustered so that neighbours exist.
 fn vectors(n: usize, dim: usize, seed: u64) -> Vec<f32> {
-    let mut xorshift = simcse::rng::xorshift64(seed | 1);
+    let mut xorshift = simcse_core::rng::xorshift64(seed | 1);
     let mut next = move || (xorshift() % 20_000) as f32 / 10_000.0 - 1.0;
     let centers: Vec<f32> = (0..16 * dim).map(|_| next()).collect();
     (0..n)
@@ -142,7 +142,7 @@ fn tiny_model(tmp: &std::path::Path) -> std::path::PathBuf {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), model.join(entry.file_name())).unwrap();
     }
-    simcse_exporter::export(&model, &Default::default()).unwrap();
+    simcse_export::export(&model, &Default::default()).unwrap();
     model
 }
 

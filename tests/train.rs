@@ -7,14 +7,14 @@
 mod common;
 
 use common::{fixture, load_f32, load_i64, senteval_dir, sentences};
-use simcse::train::half_linear::{half_linear, Half};
-use simcse::train::loss::{contrastive_loss, mlm_loss};
-use simcse::train::model::{load_weights, pool, Encoder, Precision};
-use simcse::train::optim::{linear_schedule, AdamW};
-use simcse_converters::architecture::Architecture;
-use simcse_converters::{ModelDir, Pooler};
+use simcse_train::half_linear::{half_linear, Half};
+use simcse_train::loss::{contrastive_loss, mlm_loss};
+use simcse_train::model::{load_weights, pool, Encoder, Precision};
+use simcse_train::optim::{linear_schedule, AdamW};
+use simcse_core::architecture::Architecture;
+use simcse_core::{ModelDir, Pooler};
 use std::path::Path;
-use tch::{nn, Device, Kind, Tensor};
+use simcse_train::tch::{self, nn, Device, Kind, Tensor};
 
 fn tensor_f32(values: &[f32], shape: &[i64]) -> Tensor {
     Tensor::from_slice(values).view(shape)
@@ -201,7 +201,7 @@ fn corpus(tmp: &Path, lines: usize) -> std::path::PathBuf {
 fn a_short_cpu_run_improves_stsb_dev_and_exports() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("minilm");
-    simcse_converters::convert(&common::asset("all-MiniLM-L6-v2"), &model, &Default::default(), &mut |_, _| true).unwrap();
+    simcse_convert::convert(&common::asset("all-MiniLM-L6-v2"), &model, &Default::default(), &mut |_, _| true).unwrap();
     let train = corpus(tmp.path(), 320);
     let out = tmp.path().join("run");
     let senteval = senteval_dir();
@@ -304,7 +304,7 @@ fn bad_training_setups_are_reported() {
     assert!(run(&json, &[]).contains("unknown training file type"));
     let txt = corpus(tmp.path(), 10);
     // The test process loads CUDA as the binary does; where a GPU exists, there is no error to see.
-    simcse::train::device::load_cuda();
+    simcse_train::device::load_cuda();
     if tch::Cuda::is_available() {
         eprintln!("skipped the no-CUDA error: this machine has a GPU");
     } else {

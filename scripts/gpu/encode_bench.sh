@@ -8,7 +8,7 @@
 # Prepare with `scripts/gpu/stage.sh --ort`, then, while one machine stays warm, two calls:
 #   mkdir -p /tmp/simcse-gpu && bash .gpu/ort-bundle/unpack.sh /tmp/ort > /tmp/simcse-gpu/ort-env.sh
 #                                                  (carry: .gpu/ort-bundle)
-#   bash scripts/gpu/encode_bench.sh               (carry: .gpu/simcse.xz)
+#   bash scripts/gpu/encode_bench.sh               (carry: .gpu/simcse.xz .gpu/simcse-bench.xz)
 # Results: $OUT/latency-*.json and a table printed last; copy them into docs/benchmarks.md.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -40,7 +40,7 @@ for variant in fp32:none fp16:none fp16:ort; do
   "$SIMCSE" export "$MODEL" --dtype "$dtype" --optimize "$optimize" -o "$WORK/$dtype-$optimize.onnx"
   python_args=()
   if [ "$variant" = fp16:none ]; then python_args=(--python "$PY" --python-dtype fp16); fi
-  "$SIMCSE" bench latency "$MODEL" --onnx "$WORK/$dtype-$optimize.onnx" --device "$DEVICE" --shapes "$SHAPES" \
+  "$SIMCSE_BENCH" latency "$MODEL" --onnx "$WORK/$dtype-$optimize.onnx" --device "$DEVICE" --shapes "$SHAPES" \
     --iters "${ITERS:-200}" --warmup 20 "${python_args[@]}" --output "$OUT/latency-$dtype-$optimize.json"
 done
 

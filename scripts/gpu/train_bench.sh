@@ -12,7 +12,7 @@
 #    Spearman, and the run's metrics, show that fp16 training on the GPU learns.
 #
 # Prepare with scripts/gpu/stage.sh, then run   bash scripts/gpu/train_bench.sh
-# with carry: .gpu/simcse.xz .gpu/minilm16 .gpu/data. Results: $OUT/summary.txt (the table printed
+# with carry: .gpu/simcse.xz .gpu/simcse-bench.xz .gpu/minilm16 .gpu/data. Results: $OUT/summary.txt (the table printed
 # last) and $OUT/train-bench.tgz (every log, JSON figure file and the run's metrics).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -36,11 +36,11 @@ sampled() {
 CONFIG=${CONFIG:-bert-base} STEPS=${STEPS:-50}
 ARGS=(--config "$CONFIG" --batch-size 64 --seq 32 --steps "$STEPS" --warmup 10)
 for precision in fp32 fp16 bf16; do
-  sampled "simcse-$precision" "$SIMCSE" bench train "${ARGS[@]}" --precisions "$precision" --device "$DEVICE" \
+  sampled "simcse-$precision" "$SIMCSE_BENCH" train "${ARGS[@]}" --precisions "$precision" --device "$DEVICE" \
     --output "$OUT/simcse-$precision.json"
 done
 for mode in amp-fp16 amp-bf16 fp32; do
-  sampled "torch-$mode" "$PY" benches/python/train_torch.py "$CONFIG" "$DEVICE" 64 32 "$STEPS" 10 "$mode"
+  sampled "torch-$mode" "$PY" bench/python/train_torch.py "$CONFIG" "$DEVICE" 64 32 "$STEPS" 10 "$mode"
 done
 
 sampled minilm-fp16-run "$SIMCSE" train --model-name-or-path .gpu/minilm16 --train-file .gpu/data/corpus.txt \

@@ -2,9 +2,10 @@
 
 use crate::cli::{count, megabytes};
 use clap::Args;
-use simcse::progress::Progress;
-use simcse::signals;
-use simcse_converters::{convert, ConvertError, ConvertOptions, ConvertReport, DType, KeyMap, Pooler};
+use simcse_core::progress::Progress;
+use simcse_core::signals;
+use simcse_convert::{convert, ConvertError, ConvertOptions, ConvertReport, DType, KeyMap};
+use simcse_core::Pooler;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]

@@ -4,7 +4,7 @@
 use crate::cli::read_lines;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use simcse::progress::Progress;
+use simcse_core::progress::Progress;
 use simcse_runtime::{output, BackendKind, Device, Encoder, EncoderOptions};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -26,26 +26,13 @@ impl From<BackendArg> for BackendKind {
     }
 }
 
-/// `cpu`, `cuda` or `cuda:N`.
-pub fn parse_device(text: &str) -> Result<Device, String> {
-    match text {
-        "cpu" => Ok(Device::Cpu),
-        "cuda" => Ok(Device::Cuda(0)),
-        _ => text
-            .strip_prefix("cuda:")
-            .and_then(|n| n.parse().ok())
-            .map(Device::Cuda)
-            .ok_or_else(|| format!("`{text}` is not cpu, cuda or cuda:N")),
-    }
-}
-
 /// How the runtime is chosen, shared by every command that encodes.
 #[derive(Debug, Args)]
 pub struct EncoderArgs {
     #[arg(long, value_enum, default_value = "ort")]
     pub backend: BackendArg,
     /// cpu, cuda or cuda:N (ONNX Runtime only)
-    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    #[arg(long, default_value = "cpu")]
     pub device: Device,
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
@@ -91,7 +78,7 @@ pub struct EncodeArgs {
 }
 
 pub fn run(args: EncodeArgs) -> anyhow::Result<()> {
-    simcse_converters::ModelDir::open(&args.model_dir, simcse_converters::Needs::Config)?;
+    simcse_core::ModelDir::open(&args.model_dir, simcse_core::Needs::Config)?;
     output::format_of(&args.output)?;
     crate::cli::check_writable(&args.output)?;
     simcse_runtime::encoder::check_options(&args.encoder.options())?;

@@ -4,9 +4,9 @@
 use crate::cli::encode::EncoderArgs;
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
-use simcse::progress::Progress;
-use simcse_converters::Pooler;
-use simcse_exporter::{export, ExportOptions};
+use simcse_core::progress::Progress;
+use simcse_core::Pooler;
+use simcse_export::{export, ExportOptions};
 use simcse_runtime::sts::{self, DataDirs, Mode, TaskSpec};
 use simcse_runtime::{Encoder, ModelInfo};
 use std::path::{Path, PathBuf};
@@ -109,7 +109,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         ModeArg::Test => Mode::Test,
         ModeArg::Dev => Mode::Dev,
     };
-    simcse_converters::ModelDir::open(&args.model_dir, simcse_converters::Needs::Config)?;
+    simcse_core::ModelDir::open(&args.model_dir, simcse_core::Needs::Config)?;
     if let Some(path) = &args.output {
         crate::cli::check_writable(path)?;
     }

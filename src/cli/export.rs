@@ -2,9 +2,9 @@
 
 use crate::cli::megabytes;
 use clap::{Args, ValueEnum};
-use simcse_converters::Pooler;
-use simcse_exporter::onnx::graph::Precision;
-use simcse_exporter::{export, ExportOptions, Optimize};
+use simcse_core::Pooler;
+use simcse_export::onnx::graph::Precision;
+use simcse_export::{export, ExportOptions, Optimize};
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -52,6 +52,10 @@ pub struct ExportArgs {
 }
 
 pub fn run(args: ExportArgs) -> anyhow::Result<()> {
+    #[cfg(not(feature = "train"))]
+    if args.verify {
+        return Err(crate::cli::train::not_in_this_build("the libtorch half of `export --verify`"));
+    }
     let options = ExportOptions {
         pooler: args.pooler,
         normalize: args.normalize.then_some(true),
@@ -84,6 +88,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         report.external_data.as_ref().map(|p| format!(" (weights in {})", p.display())).unwrap_or_default()
     );
     outln!("  seconds     {:.2}", report.seconds);
+    #[cfg(feature = "train")]
     if args.verify {
         crate::cli::verify::run(&args.model_dir, &report, &options)?;
     }

@@ -6,8 +6,13 @@ pub mod encode;
 pub mod eval;
 pub mod export;
 pub mod search;
+#[cfg(feature = "train")]
 pub mod train;
+#[cfg(feature = "train")]
 pub mod verify;
+#[cfg(not(feature = "train"))]
+#[path = "without_train.rs"]
+pub mod train;
 
 /// `1234567` -> `1.2M`, the way parameter counts are usually quoted.
 pub fn count(n: u64) -> String {
@@ -45,12 +50,12 @@ pub fn read_sentences(path: &std::path::Path) -> anyhow::Result<(Vec<usize>, Vec
 
 /// Writes a file whole or not at all, its parent having to exist.
 pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
-    Ok(simcse_converters::atomic::write_bytes(path, bytes)?)
+    Ok(simcse_core::atomic::write_bytes(path, bytes)?)
 }
 
 /// Fails before any work where `path` could not be written at the end (no parent directory).
 pub fn check_writable(path: &std::path::Path) -> anyhow::Result<()> {
-    simcse_converters::atomic::existing_parent(path)?;
+    simcse_core::atomic::existing_parent(path)?;
     anyhow::ensure!(!path.is_dir(), "{} is a directory; give a file name to write", path.display());
     Ok(())
 }

@@ -46,7 +46,7 @@ pub struct SearchArgs {
 }
 
 pub fn run(args: SearchArgs) -> anyhow::Result<()> {
-    simcse_converters::ModelDir::open(&args.model_dir, simcse_converters::Needs::Config)?;
+    simcse_core::ModelDir::open(&args.model_dir, simcse_core::Needs::Config)?;
     // Everything that can be wrong with the options is found before the corpus is encoded.
     check_search(args.top_k, args.threshold)?;
     anyhow::ensure!(args.ef_search >= 1, "--ef-search must be at least 1");
@@ -63,7 +63,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     }
     if let Some(dir) = &args.index {
         anyhow::ensure!(!dir.is_file(), "--index {}: a file; give a directory for the index", dir.display());
-        simcse_converters::atomic::existing_parent(dir)?;
+        simcse_core::atomic::existing_parent(dir)?;
     }
     let corpus = args.corpus.as_ref().map(|p| read_sentences(p)).transpose()?;
     let encoder = Encoder::open(&args.model_dir, &args.encoder.options()).with_context(|| format!("opening {}", args.model_dir.display()))?;

@@ -2,13 +2,13 @@
 //! translates line by line (`--model_name_or_path` -> `--model-name-or-path`, ...).
 
 use clap::{Args, ValueEnum};
-use simcse::train::device::DeviceArg;
+use simcse_train::device::DeviceArg;
 use clap::parser::ValueSource;
 use clap::ArgMatches;
-use simcse::signals;
-use simcse::train::trainer::{train, PrecisionArg, Stop, TrainConfig};
+use simcse_core::signals;
+use simcse_train::trainer::{train, PrecisionArg, Stop, TrainConfig};
 use std::process::ExitCode;
-use simcse_converters::Pooler;
+use simcse_core::Pooler;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -211,7 +211,7 @@ pub fn run(args: TrainArgs, given: &ArgMatches) -> anyhow::Result<ExitCode> {
         overwrite_output_dir: args.overwrite_output_dir,
     };
     if args.resume.is_none() {
-        simcse::train::trainer::validate(&config)?;
+        simcse_train::trainer::validate(&config)?;
     }
     let check_resumed = |saved: &TrainConfig| -> anyhow::Result<()> {
         let differences = disagreements(given, &config, saved);

@@ -1,16 +1,12 @@
 //! `simcse export --verify`: the exported graph, run by ONNX Runtime and by tract on sample
-//! sentences, against the libtorch forward of the same weights.
+//! sentences, against the libtorch forward of the same weights. Only in builds with the `train`
+//! feature: the reference is libtorch's.
 
-use simcse::train::model::{load_weights, pool, Encoder as TorchEncoder};
-use simcse_converters::architecture::Architecture;
-use simcse_converters::ModelDir;
-use simcse_exporter::onnx::graph::Precision;
-use simcse_exporter::{ExportOptions, ExportReport, Optimize};
-use simcse_runtime::batch::Batch;
+use simcse_export::onnx::graph::Precision;
+use simcse_export::{ExportOptions, ExportReport, Optimize};
 use simcse_runtime::similarity::agreement;
-use simcse_runtime::{BackendKind, Encoder, EncoderOptions, ModelInfo};
+use simcse_runtime::{BackendKind, Encoder, EncoderOptions};
 use std::path::Path;
-use tch::{nn, Device, Kind, Tensor};
 
 /// Short and long, cased, accented and punctuated, so that padding and truncation both occur.
 pub const SAMPLE_SENTENCES: &[&str] = &[
@@ -28,7 +24,7 @@ const FP32_MAX_ABS_DIFF: f32 = 1e-4;
 const FP16_MIN_COSINE: f32 = 0.999;
 
 pub fn run(model_dir: &Path, report: &ExportReport, options: &ExportOptions) -> anyhow::Result<()> {
-    let reference = torch_reference(model_dir, report)?;
+    let reference = simcse_train::reference::sentence_embeddings(model_dir, report, SAMPLE_SENTENCES)?;
     let dim = reference.len() / SAMPLE_SENTENCES.len();
     outln!("  verify      {} sample sentences against the libtorch forward of the same weights", SAMPLE_SENTENCES.len());
     let mut failures = Vec::new();
@@ -67,34 +63,4 @@ pub fn run(model_dir: &Path, report: &ExportReport, options: &ExportOptions) -> 
         failures.join(" and ")
     );
     Ok(())
-}
-
-/// Sentence embeddings of the samples by the libtorch encoder, in f32, row-major.
-fn torch_reference(model_dir: &Path, report: &ExportReport) -> anyhow::Result<Vec<f32>> {
-    let dir = ModelDir::new(model_dir);
-    let config = dir.config()?;
-    let arch = Architecture::from_config(&config, &model_dir.join("config.json"))?;
-    let info = ModelInfo::read(&report.path)?;
-    let tokenizer = simcse_runtime::tokenize::SentenceTokenizer::load(model_dir, &config, info.max_length)?;
-    let tokens = tokenizer.tokenize(SAMPLE_SENTENCES)?;
-    let batch = Batch::pad(&tokens.iter().collect::<Vec<_>>(), tokenizer.pad_id);
-    let shape = [batch.size as i64, batch.seq as i64];
-    let ids = Tensor::from_slice(&batch.input_ids).view(shape);
-    let mask = Tensor::from_slice(&batch.attention_mask).view(shape);
-    let types = Tensor::from_slice(&batch.token_type_ids).view(shape);
-
-    let mut vs = nn::VarStore::new(Device::Cpu);
-    let encoder = TorchEncoder::new(&vs.root(), &arch, report.pooler == simcse_converters::Pooler::Cls);
-    load_weights(&mut vs, &dir.weights(), arch.weight_prefixes())?;
-    let embedding = tch::no_grad(|| {
-        let states = encoder.forward(&ids, &mask, arch.uses_token_types().then_some(&types), false);
-        let pooled = pool(report.pooler, &states, &mask, encoder.pooler_dense());
-        if report.normalize {
-            let norm = pooled.norm_scalaropt_dim(2, [-1], true).clamp_min(1e-12);
-            pooled / norm
-        } else {
-            pooled
-        }
-    });
-    Ok(Vec::<f32>::try_from(embedding.to_kind(Kind::Float).flatten(0, -1))?)
 }

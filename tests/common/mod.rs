@@ -86,10 +86,10 @@ pub fn zh_dir() -> PathBuf {
 }
 
 /// all-MiniLM-L6-v2 converted and exported with `pooler` into a temporary model directory.
-pub fn minilm_model(tmp: &Path, pooler: simcse_converters::Pooler) -> PathBuf {
+pub fn minilm_model(tmp: &Path, pooler: simcse_core::Pooler) -> PathBuf {
     let model = tmp.join(format!("minilm-{pooler}"));
-    simcse_converters::convert(&asset("all-MiniLM-L6-v2"), &model, &Default::default(), &mut |_, _| true).unwrap();
-    let options = simcse_exporter::ExportOptions { pooler: Some(pooler), ..Default::default() };
-    simcse_exporter::export(&model, &options).unwrap();
+    simcse_convert::convert(&asset("all-MiniLM-L6-v2"), &model, &Default::default(), &mut |_, _| true).unwrap();
+    let options = simcse_export::ExportOptions { pooler: Some(pooler), ..Default::default() };
+    simcse_export::export(&model, &options).unwrap();
     model
 }

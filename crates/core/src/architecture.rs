@@ -1,0 +1,164 @@
+//! The encoder architectures (BERT, RoBERTa, GPT-2) as the exporter and the trainer need
+//! them: sizes, activation and special ids, read from a Hugging Face `config.json`.
+
+use crate::model_dir::{ModelConfig, Pooler};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {why}", path.display())]
+pub struct ArchitectureError {
+    pub path: PathBuf,
+    pub why: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// BERT's `gelu`: x * Phi(x) with the exact erf.
+    GeluErf,
+    /// GPT-2's `gelu_new`: the tanh approximation.
+    GeluTanh,
+    Relu,
+}
+
+impl Activation {
+    pub fn from_config(name: &str) -> Result<Activation, String> {
+        match name {
+            "gelu" => Ok(Activation::GeluErf),
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Ok(Activation::GeluTanh),
+            "relu" => Ok(Activation::Relu),
+            other => Err(format!("activation `{other}` is not supported (gelu, gelu_new, relu are)")),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BertSpec {
+    pub roberta: bool,
+    pub hidden: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub intermediate: usize,
+    pub vocab: usize,
+    pub max_positions: usize,
+    pub type_vocab: usize,
+    pub eps: f32,
+    pub activation: Activation,
+    /// RoBERTa numbers positions after this id (its padding index).
+    pub pad_token_id: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Gpt2Spec {
+    pub hidden: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub inner: usize,
+    pub vocab: usize,
+    pub positions: usize,
+    pub eps: f32,
+    pub activation: Activation,
+}
+
+/// The architectures this project handles, read from `config.json`.
+#[derive(Debug, Clone)]
+pub enum Architecture {
+    Bert(BertSpec),
+    Gpt2(Gpt2Spec),
+}
+
+impl Architecture {
+    pub fn from_config(config: &ModelConfig, path: &Path) -> Result<Architecture, ArchitectureError> {
+        let bad = |why: String| ArchitectureError { path: path.into(), why };
+        let need = |value: Option<usize>, field: &str| value.ok_or_else(|| bad(format!("config.json lacks `{field}`")));
+        let hidden = need(config.hidden_size, "hidden_size")?;
+        let heads = need(config.num_attention_heads, "num_attention_heads")?;
+        if heads == 0 || hidden % heads != 0 {
+            return Err(bad(format!("hidden_size {hidden} is not a multiple of num_attention_heads {heads}")));
+        }
+        let activation = |default: &str| {
+            Activation::from_config(config.hidden_act.as_deref().unwrap_or(default)).map_err(&bad)
+        };
+        match config.model_type.as_str() {
+            "bert" | "roberta" => Ok(Architecture::Bert(BertSpec {
+                roberta: config.model_type == "roberta",
+                hidden,
+                layers: need(config.num_hidden_layers, "num_hidden_layers")?,
+                heads,
+                intermediate: need(config.intermediate_size, "intermediate_size")?,
+                vocab: need(config.vocab_size, "vocab_size")?,
+                max_positions: need(config.max_position_embeddings, "max_position_embeddings")?,
+                type_vocab: config.type_vocab_size.unwrap_or(2),
+                eps: config.layer_norm_eps.unwrap_or(1e-12) as f32,
+                activation: activation("gelu")?,
+                pad_token_id: config.pad_token_id.unwrap_or(if config.model_type == "roberta" { 1 } else { 0 }),
+            })),
+            "gpt2" => Ok(Architecture::Gpt2(Gpt2Spec {
+                hidden,
+                layers: need(config.num_hidden_layers, "n_layer")?,
+                heads,
+                inner: config.intermediate_size.unwrap_or(4 * hidden),
+                vocab: need(config.vocab_size, "vocab_size")?,
+                positions: need(config.max_position_embeddings, "n_positions")?,
+                eps: config.layer_norm_eps.unwrap_or(1e-5) as f32,
+                activation: activation("gelu_new")?,
+            })),
+            other => Err(bad(format!("model_type `{other}` is not supported (bert, roberta, gpt2 are)"))),
+        }
+    }
+
+    pub fn hidden(&self) -> usize {
+        match self {
+            Architecture::Bert(s) => s.hidden,
+            Architecture::Gpt2(s) => s.hidden,
+        }
+    }
+
+    /// The longest input in tokens the position table holds (RoBERTa numbers positions after
+    /// its padding index, so two fewer than `max_position_embeddings`).
+    pub fn max_tokens(&self) -> usize {
+        match self {
+            Architecture::Bert(s) if s.roberta => s.max_positions.saturating_sub(s.pad_token_id.max(0) as usize + 1),
+            Architecture::Bert(s) => s.max_positions,
+            Architecture::Gpt2(s) => s.positions,
+        }
+    }
+
+    /// An error naming the limit when `length` tokens would run past the position table.
+    pub fn check_length(&self, length: usize, option: &str) -> Result<(), String> {
+        let limit = self.max_tokens();
+        if length > limit {
+            let field = match self {
+                Architecture::Gpt2(_) => "n_positions",
+                _ => "max_position_embeddings",
+            };
+            return Err(format!(
+                "{option} {length} is past the model's position table: it holds {limit} tokens ({field} in config.json)"
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn uses_token_types(&self) -> bool {
+        matches!(self, Architecture::Bert(s) if !s.roberta)
+    }
+
+    /// Where the weights may sit under a prefix: SimCSE or HF head checkpoints keep one.
+    pub fn weight_prefixes(&self) -> &'static [&'static str] {
+        match self {
+            Architecture::Bert(s) if s.roberta => &["roberta."],
+            Architecture::Bert(_) => &["bert."],
+            Architecture::Gpt2(_) => &["transformer."],
+        }
+    }
+
+    pub fn check_pooler(&self, pooler: Pooler) -> Result<(), String> {
+        match (self, pooler) {
+            (Architecture::Gpt2(_), Pooler::Cls | Pooler::ClsBeforePooler) => Err(format!(
+                "pooler `{pooler}` takes the first token's state, which GPT-2's causal attention keeps blind to \
+                 the sentence; use avg or wavg"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+

@@ -1,0 +1,16 @@
+//! What every stage of simcse shares, with neither libtorch nor an inference engine: the model
+//! directory (its configs, `simcse.json`, what a directory is when it is not one), the
+//! architectures and poolers, the one atomic-write helper, and the
+//! process-wide pieces (signals, progress, a stdout that a closed pipe silences).
+
+#[macro_use]
+pub mod stdout;
+pub mod architecture;
+pub mod atomic;
+pub mod model_dir;
+pub mod progress;
+pub mod rng;
+pub mod signals;
+
+pub use architecture::Architecture;
+pub use model_dir::{ModelConfig, ModelDir, ModelDirError, Needs, Pooler, SimcseConfig};

@@ -1,0 +1,167 @@
+//! Sentences to token ids, with the tokenizer of the model directory: `tokenizer.json` where
+//! there is one, else built from the classic files as transformers' slow tokenizers read them
+//! (`vocab.txt`: BERT's WordPiece; `vocab.json` + `merges.txt`: byte-level BPE, with RoBERTa's
+//! `<s> ... </s>` or GPT-2's nothing around it).
+
+use crate::RuntimeError;
+use simcse_core::ModelConfig;
+use std::path::{Path, PathBuf};
+use tokenizers::models::bpe::BPE;
+use tokenizers::models::wordpiece::WordPiece;
+use tokenizers::normalizers::BertNormalizer;
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::processors::bert::BertProcessing;
+use tokenizers::processors::roberta::RobertaProcessing;
+use tokenizers::{AddedToken, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+/// One sentence's tokens, unpadded, special tokens included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tokens {
+    pub ids: Vec<i64>,
+    pub type_ids: Vec<i64>,
+}
+
+pub struct SentenceTokenizer {
+    tokenizer: Tokenizer,
+    /// The id padding positions get. RoBERTa's position ids depend on it; for others the
+    /// attention mask makes it irrelevant (GPT-2 has no pad token and uses end-of-text).
+    pub pad_id: i64,
+    pub max_length: usize,
+    /// What the tokenizer was built from, for messages.
+    pub source: PathBuf,
+}
+
+impl SentenceTokenizer {
+    pub fn load(dir: &Path, config: &ModelConfig, max_length: usize) -> Result<SentenceTokenizer, RuntimeError> {
+        if max_length < 2 {
+            return Err(RuntimeError::Input(format!("max length {max_length} leaves no room for a sentence")));
+        }
+        let (mut tokenizer, source) = build(dir, config)?;
+        let error = |why: String| RuntimeError::Tokenizer { path: source.clone(), why };
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+                direction: TruncationDirection::Right,
+            }))
+            .map_err(|e| error(e.to_string()))?;
+        let pad_id = pad_id(&tokenizer, config);
+        Ok(SentenceTokenizer { tokenizer, pad_id, max_length, source })
+    }
+
+    /// The ids of special tokens ([CLS], [SEP], <s>, ...), which masking must leave alone.
+    pub fn special_ids(&self) -> Vec<i64> {
+        let mut ids: Vec<i64> =
+            self.tokenizer.get_added_tokens_decoder().iter().filter(|(_, t)| t.special).map(|(id, _)| *id as i64).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The id of a token, if the vocabulary has it.
+    pub fn token_id(&self, token: &str) -> Option<i64> {
+        self.tokenizer.token_to_id(token).map(|id| id as i64)
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.tokenizer.get_vocab_size(true)
+    }
+
+    pub fn tokenize(&self, sentences: &[&str]) -> Result<Vec<Tokens>, RuntimeError> {
+        let encodings = self
+            .tokenizer
+            .encode_batch(sentences.to_vec(), true)
+            .map_err(|e| RuntimeError::Tokenizer { path: self.source.clone(), why: e.to_string() })?;
+        Ok(encodings
+            .iter()
+            .map(|e| Tokens {
+                ids: e.get_ids().iter().map(|&i| i as i64).collect(),
+                type_ids: e.get_type_ids().iter().map(|&i| i as i64).collect(),
+            })
+            .collect())
+    }
+}
+
+fn build(dir: &Path, config: &ModelConfig) -> Result<(Tokenizer, PathBuf), RuntimeError> {
+    let json = dir.join("tokenizer.json");
+    if json.is_file() {
+        let tokenizer = Tokenizer::from_file(&json).map_err(|e| RuntimeError::Tokenizer { path: json.clone(), why: e.to_string() })?;
+        return Ok((tokenizer, json));
+    }
+    let vocab_txt = dir.join("vocab.txt");
+    if vocab_txt.is_file() {
+        return Ok((wordpiece(&vocab_txt, dir)?, vocab_txt));
+    }
+    let (vocab_json, merges) = (dir.join("vocab.json"), dir.join("merges.txt"));
+    if vocab_json.is_file() && merges.is_file() {
+        return Ok((byte_level_bpe(&vocab_json, &merges, config)?, vocab_json));
+    }
+    Err(RuntimeError::Tokenizer {
+        path: dir.into(),
+        why: "no tokenizer files: expected tokenizer.json, vocab.txt (WordPiece) or vocab.json + merges.txt (BPE)".into(),
+    })
+}
+
+/// transformers' `BertTokenizer`: lower-casing per `tokenizer_config.json` (default on).
+fn wordpiece(vocab: &Path, dir: &Path) -> Result<Tokenizer, RuntimeError> {
+    let error = |why: String| RuntimeError::Tokenizer { path: vocab.into(), why };
+    let lowercase = std::fs::read_to_string(dir.join("tokenizer_config.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|config| config.get("do_lower_case").and_then(|v| v.as_bool()))
+        .unwrap_or(true);
+    let model = WordPiece::from_file(&vocab.to_string_lossy())
+        .unk_token("[UNK]".into())
+        .build()
+        .map_err(|e| error(e.to_string()))?;
+    let id = |token: &str| {
+        tokenizers::Model::token_to_id(&model, token).ok_or_else(|| error(format!("no `{token}` in the vocabulary")))
+    };
+    let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
+    let special: Vec<AddedToken> =
+        ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].iter().map(|t| AddedToken::from(*t, true)).collect();
+    let mut tokenizer = Tokenizer::new(model);
+    tokenizer.with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)));
+    tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
+    tokenizer.with_post_processor(Some(BertProcessing::new(("[SEP]".into(), sep), ("[CLS]".into(), cls))));
+    tokenizer.add_special_tokens(&special);
+    Ok(tokenizer)
+}
+
+/// transformers' `RobertaTokenizer` / `GPT2Tokenizer`: byte-level BPE without a prefix space.
+fn byte_level_bpe(vocab: &Path, merges: &Path, config: &ModelConfig) -> Result<Tokenizer, RuntimeError> {
+    let error = |why: String| RuntimeError::Tokenizer { path: vocab.into(), why };
+    let model = BPE::from_file(&vocab.to_string_lossy(), &merges.to_string_lossy())
+        .build()
+        .map_err(|e| error(e.to_string()))?;
+    let vocabulary = tokenizers::Model::get_vocab(&model);
+    let mut tokenizer = Tokenizer::new(model);
+    tokenizer.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
+    tokenizer.with_decoder(Some(ByteLevel::default()));
+    let special: Vec<&str> = if config.model_type == "roberta" {
+        let id = |token: &str| vocabulary.get(token).copied().ok_or_else(|| error(format!("no `{token}` in the vocabulary")));
+        let (bos, eos) = (id("<s>")?, id("</s>")?);
+        tokenizer.with_post_processor(Some(
+            RobertaProcessing::new(("</s>".into(), eos), ("<s>".into(), bos)).trim_offsets(true).add_prefix_space(false),
+        ));
+        vec!["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    } else {
+        vec!["<|endoftext|>"]
+    };
+    let special: Vec<AddedToken> =
+        special.into_iter().filter(|t| vocabulary.contains_key(*t)).map(|t| AddedToken::from(t, true)).collect();
+    tokenizer.add_special_tokens(&special);
+    Ok(tokenizer)
+}
+
+/// The config's pad id, else the tokenizer's pad token, else end-of-text (GPT-2), else 0.
+fn pad_id(tokenizer: &Tokenizer, config: &ModelConfig) -> i64 {
+    config
+        .pad_token_id
+        .or_else(|| ["[PAD]", "<pad>"].iter().find_map(|t| tokenizer.token_to_id(t)).map(|id| id as i64))
+        .or_else(|| config.extra.get("eos_token_id").and_then(|v| v.as_i64()))
+        .or_else(|| tokenizer.token_to_id("<|endoftext|>").map(|id| id as i64))
+        .unwrap_or(0)
+}
