@@ -84,7 +84,7 @@ fn every_export_matches_transformers_on_both_backends() {
                         let (diff, cos) = compare(&ours, &reference.1, reference.0[1]);
                         let ok = match precision {
                             Precision::F32 => diff <= FP32_MAX_DIFF,
-                            Precision::F16 => cos >= FP16_MIN_COSINE,
+                            Precision::F16 | Precision::Bf16 => cos >= FP16_MIN_COSINE,
                         };
                         if !ok {
                             failures.push(format!("{name} on {backend:?}: max diff {diff:e}, min cosine {cos}"));
@@ -222,6 +222,10 @@ fn export_errors_say_what_is_wrong() {
     std::fs::write(unsupported.join("config.json"), r#"{"model_type": "t5", "hidden_size": 8, "num_attention_heads": 2}"#).unwrap();
     assert!(matches!(export(&unsupported, &Default::default()), Err(ExportError::BadModel { .. })));
     assert!(err(&unsupported, None).contains("model_type `t5`"));
+    // bf16 is a training precision: no runtime here runs a bf16 graph.
+    let bf16 = export(&fixture("encoders/bert"), &ExportOptions { precision: Precision::Bf16, output: output.clone(), ..Default::default() });
+    assert!(matches!(&bf16, Err(ExportError::Options(why)) if why.contains("bf16") && why.contains("fp16")), "{bf16:?}");
+    assert!(!tmp.path().join("m.onnx").exists(), "a refused export left a file");
 }
 
 /// The command line: export --verify, then encode to each output format.

@@ -9,7 +9,7 @@ mod common;
 use common::{fixture, load_f32, load_i64, senteval_dir, sentences};
 use simcse_train::half_linear::{half_linear, Half};
 use simcse_train::loss::{contrastive_loss, mlm_loss};
-use simcse_train::model::{load_weights, pool, Encoder, Precision};
+use simcse_train::model::{load_weights, pool, Encoder, Compute};
 use simcse_train::optim::{linear_schedule, AdamW};
 use simcse_core::architecture::Architecture;
 use simcse_core::{ModelDir, Pooler};
@@ -28,10 +28,10 @@ fn max_abs_diff(a: &Tensor, b: &[f32]) -> f32 {
 
 /// Our libtorch encoder loaded from `dir`, the pooled outputs for each pooler on `ids`/`mask`.
 fn torch_forward(dir: &Path, ids: &[i64], mask: &[i64], types: &[i64], shape: [i64; 2], poolers: &[Pooler]) -> Vec<Tensor> {
-    torch_forward_in(Precision::F32, dir, ids, mask, types, shape, poolers)
+    torch_forward_in(Compute::F32, dir, ids, mask, types, shape, poolers)
 }
 
-fn torch_forward_in(precision: Precision, dir: &Path, ids: &[i64], mask: &[i64], types: &[i64], shape: [i64; 2], poolers: &[Pooler]) -> Vec<Tensor> {
+fn torch_forward_in(precision: Compute, dir: &Path, ids: &[i64], mask: &[i64], types: &[i64], shape: [i64; 2], poolers: &[Pooler]) -> Vec<Tensor> {
     let config = ModelDir::new(dir).config().unwrap();
     let arch = Architecture::from_config(&config, dir).unwrap();
     let mut vs = nn::VarStore::new(Device::Cpu);
@@ -91,7 +91,7 @@ fn half_precision_forward_stays_close_to_transformers() {
         let shape = [8, ids.len() as i64 / 8];
         let reference = Tensor::from_slice(&expected[&format!("pooled.{pooler}")].1).view([8, -1]);
         for (half, min_cosine) in [(Half::F16, 0.99999), (Half::BF16, 0.9999)] {
-            let ours = torch_forward_in(Precision::Half(half), &dir, &ids, &mask, &types, shape, &[pooler]).remove(0).to_kind(Kind::Float);
+            let ours = torch_forward_in(Compute::Half(half), &dir, &ids, &mask, &types, shape, &[pooler]).remove(0).to_kind(Kind::Float);
             let cosine = Tensor::cosine_similarity(&ours, &reference, 1, 1e-8).min().double_value(&[]);
             assert!(cosine >= min_cosine, "{model} {pooler} {half:?}: lowest cosine {cosine}");
         }

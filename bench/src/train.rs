@@ -10,7 +10,8 @@ use serde_json::json;
 use simcse_train::device::{gpu_memory_bytes, peak_rss_bytes, select, DeviceArg};
 use simcse_train::optim::{AdamW, LossScaler};
 use simcse_train::simcse_model::{Inputs, SimcseModel};
-use simcse_train::trainer::{half_of, optimization_step, PrecisionArg, StepSettings};
+use simcse_core::Precision;
+use simcse_train::trainer::{half_of, optimization_step, StepSettings};
 use simcse_core::architecture::Architecture;
 use simcse_core::{ModelConfig, Pooler};
 use std::path::PathBuf;
@@ -55,8 +56,8 @@ pub struct TrainBenchArgs {
 /// The Python baseline, under bench/python/.
 const BASELINE_SCRIPT: &str = "train_torch.py";
 
-fn parse_precision(name: &str) -> anyhow::Result<PrecisionArg> {
-    <PrecisionArg as clap::ValueEnum>::from_str(name.trim(), false).map_err(|_| anyhow::anyhow!("unknown precision `{}` (fp32, fp16, bf16)", name.trim()))
+fn parse_precision(name: &str) -> anyhow::Result<Precision> {
+    name.trim().parse().map_err(|why: String| anyhow::anyhow!("--precisions: {why}"))
 }
 
 pub fn run(args: TrainBenchArgs) -> anyhow::Result<()> {
@@ -85,7 +86,7 @@ pub fn run(args: TrainBenchArgs) -> anyhow::Result<()> {
         }
         model.set_precision(half_of(precision));
         let mut optimizer = AdamW::new(model.named_variables(), 0.0);
-        let mut scaler = LossScaler::new(precision == PrecisionArg::Fp16);
+        let mut scaler = LossScaler::new(precision == Precision::F16);
         let rows_n = (2 * args.batch_size) as i64;
         let ids = Tensor::randint_low(1000, vocab_size as i64, [rows_n, args.seq as i64], (Kind::Int64, device));
         let inputs = Inputs { ids: ids.shallow_clone(), mask: ids.ones_like(), token_types: ids.zeros_like() };

@@ -3,15 +3,9 @@
 use crate::cli::megabytes;
 use clap::{Args, ValueEnum};
 use simcse_core::Pooler;
-use simcse_export::onnx::graph::Precision;
+use simcse_core::Precision;
 use simcse_export::{export, ExportOptions, Optimize};
 use std::path::PathBuf;
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum DtypeArg {
-    Fp32,
-    Fp16,
-}
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum OptimizeArg {
@@ -32,8 +26,8 @@ pub struct ExportArgs {
     #[arg(long)]
     pub normalize: bool,
     /// Weights and compute in fp16 (inputs and outputs stay int64/fp32; LayerNorm and softmax in fp32)
-    #[arg(long, value_enum, default_value = "fp32")]
-    pub dtype: DtypeArg,
+    #[arg(long, default_value = "fp32", value_parser = crate::cli::precision_parser(&["fp32", "fp16"]))]
+    pub dtype: Precision,
     #[arg(long, value_enum, default_value = "none")]
     pub optimize: OptimizeArg,
     /// Also output last_hidden_state [batch, sequence, hidden]
@@ -59,10 +53,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
     let options = ExportOptions {
         pooler: args.pooler,
         normalize: args.normalize.then_some(true),
-        precision: match args.dtype {
-            DtypeArg::Fp32 => Precision::F32,
-            DtypeArg::Fp16 => Precision::F16,
-        },
+        precision: args.dtype,
         optimize: match args.optimize {
             OptimizeArg::None => Optimize::None,
             OptimizeArg::Ort => Optimize::Ort,

@@ -14,6 +14,12 @@ pub mod verify;
 #[path = "without_train.rs"]
 pub mod train;
 
+/// A `--precision`/`--dtype` parser that lists `names` in `--help` and in its errors.
+pub fn precision_parser(names: &[&'static str]) -> impl clap::builder::TypedValueParser<Value = simcse_core::Precision> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(names.iter().copied()).try_map(|name| name.parse::<simcse_core::Precision>())
+}
+
 /// `1234567` -> `1.2M`, the way parameter counts are usually quoted.
 pub fn count(n: u64) -> String {
     match n {

@@ -6,7 +6,8 @@ use simcse_train::device::DeviceArg;
 use clap::parser::ValueSource;
 use clap::ArgMatches;
 use simcse_core::signals;
-use simcse_train::trainer::{train, PrecisionArg, Stop, TrainConfig};
+use simcse_core::Precision;
+use simcse_train::trainer::{train, Stop, TrainConfig};
 use std::process::ExitCode;
 use simcse_core::Pooler;
 use std::path::PathBuf;
@@ -80,8 +81,8 @@ pub struct TrainArgs {
     pub per_device_train_batch_size: usize,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    #[arg(long, value_enum, default_value = "fp32")]
-    pub precision: PrecisionArg,
+    #[arg(long, default_value = "fp32", value_parser = crate::cli::precision_parser(&Precision::NAMES))]
+    pub precision: Precision,
     /// The same as --precision fp16 (SimCSE's scripts pass --fp16)
     #[arg(long)]
     pub fp16: bool,
@@ -153,8 +154,8 @@ const RESUMED_FIELDS: &[Field] = &[
     ("max_steps", "--max-steps", |c| format!("{:?}", c.max_steps)),
     ("per_device_train_batch_size", "--per-device-train-batch-size", |c| c.batch_size.to_string()),
     ("seed", "--seed", |c| c.seed.to_string()),
-    ("precision", "--precision", |c| format!("{:?}", c.precision).to_lowercase()),
-    ("fp16", "--fp16", |c| format!("{:?}", c.precision).to_lowercase()),
+    ("precision", "--precision", |c| c.precision.to_string()),
+    ("fp16", "--fp16", |c| c.precision.to_string()),
     ("evaluation_strategy", "--evaluation-strategy", |c| if c.eval_steps.is_some() { "steps" } else { "no" }.into()),
     ("eval_steps", "--eval-steps", |c| format!("{:?}", c.eval_steps)),
     ("senteval_dir", "--senteval-dir", |c| format!("{:?}", c.senteval_dir)),
@@ -199,7 +200,7 @@ pub fn run(args: TrainArgs, given: &ArgMatches) -> anyhow::Result<ExitCode> {
         max_steps: args.max_steps,
         batch_size: args.per_device_train_batch_size,
         seed: args.seed,
-        precision: if args.fp16 { PrecisionArg::Fp16 } else { args.precision },
+        precision: if args.fp16 { Precision::F16 } else { args.precision },
         eval_steps: (args.evaluation_strategy == EvaluationStrategy::Steps).then_some(args.eval_steps),
         senteval_dir: args.senteval_dir,
         logging_steps: args.logging_steps,

@@ -2,7 +2,7 @@
 //! sentences, against the libtorch forward of the same weights. Only in builds with the `train`
 //! feature: the reference is libtorch's.
 
-use simcse_export::onnx::graph::Precision;
+use simcse_core::Precision;
 use simcse_export::{ExportOptions, ExportReport, Optimize};
 use simcse_runtime::similarity::agreement;
 use simcse_runtime::{BackendKind, Encoder, EncoderOptions};
@@ -47,7 +47,7 @@ pub fn run(model_dir: &Path, report: &ExportReport, options: &ExportOptions) -> 
         let (max_diff, min_cos) = agreement(&embeddings.values, &reference, dim);
         let ok = match options.precision {
             Precision::F32 => max_diff <= FP32_MAX_ABS_DIFF,
-            Precision::F16 => min_cos >= FP16_MIN_COSINE,
+            Precision::F16 | Precision::Bf16 => min_cos >= FP16_MIN_COSINE,
         };
         outln!(
             "    {name:<12} max |diff| {max_diff:.2e}, min cosine {min_cos:.6}  {}",

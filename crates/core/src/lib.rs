@@ -7,10 +7,16 @@
 pub mod stdout;
 pub mod architecture;
 pub mod atomic;
+pub mod device;
 pub mod model_dir;
+pub mod onnx_metadata;
+pub mod precision;
 pub mod progress;
 pub mod rng;
 pub mod signals;
 
 pub use architecture::Architecture;
+pub use device::Device;
 pub use model_dir::{ModelConfig, ModelDir, ModelDirError, Needs, Pooler, SimcseConfig};
+pub use onnx_metadata::{EncoderMetadata, Optimize};
+pub use precision::Precision;

@@ -9,8 +9,7 @@ mod write;
 
 use models::layers::Net;
 use simcse_core::architecture::Architecture;
-use onnx::graph::Precision;
-use simcse_core::{ModelDir, Needs, Pooler};
+use simcse_core::{EncoderMetadata, ModelDir, Needs, Pooler};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -31,14 +30,7 @@ pub enum ExportError {
     Write(#[from] simcse_core::atomic::WriteError),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Optimize {
-    /// Standard ONNX ops only: ONNX Runtime, tract and any other runtime run it.
-    None,
-    /// ONNX Runtime's fused contrib ops (Attention, SkipLayerNormalization, BiasGelu/FastGelu,
-    /// EmbedLayerNormalization).
-    Ort,
-}
+pub use simcse_core::{Optimize, Precision};
 
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
@@ -85,6 +77,11 @@ pub struct ExportReport {
 
 pub fn export(model_dir: &Path, options: &ExportOptions) -> Result<ExportReport, ExportError> {
     let started = Instant::now();
+    if options.precision == Precision::Bf16 {
+        return Err(ExportError::Options(
+            "bf16 graphs are not exported (ONNX Runtime's CPU and tract kernels do not run them): use --dtype fp16 or fp32".into(),
+        ));
+    }
     let dir = ModelDir::open(model_dir, Needs::Config)?;
     let config = dir.config()?;
     let simcse = dir.simcse()?;
@@ -104,23 +101,23 @@ pub fn export(model_dir: &Path, options: &ExportOptions) -> Result<ExportReport,
     let mut net = Net::new(&weights, options.precision, options.optimize == Optimize::Ort);
     models::build(&mut net, &arch, pooler, options, normalize)?;
 
-    let metadata = vec![
-        ("pooler".to_string(), pooler.to_string()),
-        ("normalize".to_string(), normalize.to_string()),
-        ("model_type".to_string(), config.model_type.clone()),
-        ("max_length".to_string(), max_length.to_string()),
-        ("hidden_size".to_string(), arch.hidden().to_string()),
-        ("precision".to_string(), if options.precision == Precision::F16 { "fp16" } else { "fp32" }.to_string()),
-        ("optimize".to_string(), if options.optimize == Optimize::Ort { "ort" } else { "none" }.to_string()),
-        ("token_type_ids".to_string(), arch.uses_token_types().to_string()),
-        ("last_hidden_state".to_string(), options.last_hidden_state.to_string()),
+    let metadata = EncoderMetadata {
+        model_type: config.model_type.clone(),
+        pooler,
+        normalize,
+        max_length,
+        hidden_size: arch.hidden(),
+        token_type_ids: arch.uses_token_types(),
+        precision: options.precision,
+        optimize: options.optimize,
+        last_hidden_state: options.last_hidden_state,
         // What the graph was made from, so that a runtime can tell when the directory's
         // weights changed since (training writes a new best model over the old one).
-        (SOURCE_FINGERPRINT_KEY.to_string(), dir.weights_fingerprint()?),
-    ];
+        source_fingerprint: Some(dir.weights_fingerprint()?),
+    };
     let path = options.output.clone().unwrap_or_else(|| model_dir.join(ONNX_FILE));
     let (nodes, initializers) = (net.g.nodes.len(), net.g.initializers.len());
-    let written = write::write_model(net.g, metadata, &path, options.external_data)?;
+    let written = write::write_model(net.g, metadata.to_props(), &path, options.external_data)?;
     Ok(ExportReport {
         path,
         external_data: written.external_data,

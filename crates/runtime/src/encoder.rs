@@ -3,13 +3,13 @@
 
 use crate::backend::{Backend, Device};
 use crate::batch::{length_sorted_batches, Batch};
-use crate::model_info::ModelInfo;
+use crate::ModelInfo;
 use crate::tokenize::{SentenceTokenizer, Tokens};
 use crate::RuntimeError;
 use simcse_core::architecture::Architecture;
 use simcse_core::{ModelDir, Needs};
-use simcse_export::onnx::graph::Precision;
-use simcse_export::{export, ExportOptions, Optimize};
+use simcse_core::Optimize;
+use simcse_export::{export, ExportOptions};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -28,8 +28,8 @@ fn export_options_of(info: &ModelInfo) -> ExportOptions {
     ExportOptions {
         pooler: Some(info.pooler),
         normalize: Some(info.normalize),
-        precision: if info.precision == "fp16" { Precision::F16 } else { Precision::F32 },
-        optimize: if info.optimize == "ort" { Optimize::Ort } else { Optimize::None },
+        precision: info.precision,
+        optimize: info.optimize,
         last_hidden_state: info.last_hidden_state,
         ..Default::default()
     }
@@ -203,7 +203,7 @@ impl Encoder {
                         options.device
                     )));
                 }
-                if info.optimize == "ort" {
+                if info.optimize == Optimize::Ort {
                     return Err(RuntimeError::BadModel {
                         path: onnx,
                         why: "this graph uses ONNX Runtime's fused contrib ops (exported with --optimize ort), \

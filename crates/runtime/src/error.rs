@@ -35,3 +35,13 @@ impl From<ort::Error> for RuntimeError {
         RuntimeError::Ort(e.to_string())
     }
 }
+
+impl From<simcse_core::onnx_metadata::MetadataError> for RuntimeError {
+    fn from(error: simcse_core::onnx_metadata::MetadataError) -> Self {
+        use simcse_core::onnx_metadata::MetadataError;
+        match error {
+            MetadataError::Io { path, error } => RuntimeError::Io { path, error },
+            MetadataError::Bad { path, why } => RuntimeError::BadModel { path, why },
+        }
+    }
+}

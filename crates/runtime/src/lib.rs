@@ -6,7 +6,6 @@ pub mod backend;
 pub mod batch;
 pub mod encoder;
 mod error;
-pub mod model_info;
 #[cfg(feature = "ort")]
 pub mod onnxruntime;
 pub mod output;
@@ -19,4 +18,5 @@ pub mod tokenize;
 pub use backend::{Backend, Device};
 pub use encoder::{BackendKind, Embeddings, Encoder, EncoderOptions};
 pub use error::RuntimeError;
-pub use model_info::ModelInfo;
+/// What an exported encoder says about itself (its ONNX metadata).
+pub use simcse_core::EncoderMetadata as ModelInfo;

@@ -3,7 +3,7 @@
 //! `simcse_to_huggingface.py` renames it), and the optional MLM head.
 
 use super::mlm::{self, MlmHead};
-use super::model::{init_like_huggingface, load_weights_with, pool, Encoder, LoadSpec, Precision};
+use super::model::{init_like_huggingface, load_weights_with, pool, Encoder, LoadSpec, Compute};
 use simcse_core::architecture::Architecture;
 use simcse_core::Pooler;
 use std::path::Path;
@@ -79,7 +79,7 @@ impl SimcseModel {
         init_like_huggingface(&self.vs, &names, layers);
     }
 
-    pub fn set_precision(&mut self, precision: Precision) {
+    pub fn set_precision(&mut self, precision: Compute) {
         self.encoder.set_precision(precision);
     }
 

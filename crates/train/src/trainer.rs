@@ -14,7 +14,8 @@ use super::device::{gpu_memory_bytes, peak_rss_bytes, select, DeviceArg};
 use super::half_linear::Half;
 use super::loss::{contrastive_loss, mlm_loss};
 use super::mlm::mask_tokens;
-use super::model::Precision;
+use super::model::Compute;
+use simcse_core::Precision;
 use super::optim::{clip_grad_norm, linear_schedule, AdamW, LossScaler};
 use super::simcse_model::{Inputs, SimcseModel};
 use super::run_dir::{ModelRecord, RunDir, METRICS_FILE, TRAINER_STATE_FILE};
@@ -35,16 +36,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum PrecisionArg {
-    Fp32,
-    /// The hand-written fp16 linear with dynamic loss scaling
-    Fp16,
-    /// The same linear in bf16 (no loss scaling needed)
-    Bf16,
-}
 
 /// Everything a run is configured with (SimCSE's train.py arguments).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -71,7 +62,7 @@ pub struct TrainConfig {
     pub max_steps: Option<i64>,
     pub batch_size: usize,
     pub seed: u64,
-    pub precision: PrecisionArg,
+    pub precision: Precision,
     /// None: no evaluation during training.
     pub eval_steps: Option<i64>,
     pub senteval_dir: Option<PathBuf>,
@@ -158,11 +149,12 @@ struct Run {
     fail_at_step: Option<i64>,
 }
 
-pub fn half_of(precision: PrecisionArg) -> Precision {
+/// How the layers' products run in `precision`.
+pub fn half_of(precision: Precision) -> Compute {
     match precision {
-        PrecisionArg::Fp32 => Precision::F32,
-        PrecisionArg::Fp16 => Precision::Half(Half::F16),
-        PrecisionArg::Bf16 => Precision::Half(Half::BF16),
+        Precision::F32 => Compute::F32,
+        Precision::F16 => Compute::Half(Half::F16),
+        Precision::Bf16 => Compute::Half(Half::BF16),
     }
 }
 
@@ -454,7 +446,7 @@ impl Run {
                 epoch: 0,
                 batch_in_epoch: 0,
                 optimizer_steps: 0,
-                scaler: LossScaler::new(cfg.precision == PrecisionArg::Fp16),
+                scaler: LossScaler::new(cfg.precision == Precision::F16),
                 best: None,
                 examples: data.len(),
                 train_file_sha256,

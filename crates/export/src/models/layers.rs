@@ -1,7 +1,7 @@
 //! The pieces every encoder is made of (linear layers, LayerNorm, activations, attention),
 //! each in its standard-ops form and, where ONNX Runtime has one, its fused contrib form.
 
-use crate::onnx::graph::{float, int, ints, Graph, Precision};
+use crate::onnx::graph::{elem_type, float, int, ints, Graph, Precision};
 use crate::onnx::proto::ElemType;
 use crate::weights::Weights;
 pub use simcse_core::architecture::Activation;
@@ -63,14 +63,14 @@ impl<'w> Net<'w> {
     pub fn to_f32(&mut self, x: &str) -> String {
         match self.precision {
             Precision::F32 => x.to_string(),
-            Precision::F16 => self.g.op("Cast", &[x], vec![("to", int(ElemType::Float as i64))]),
+            Precision::F16 | Precision::Bf16 => self.g.op("Cast", &[x], vec![("to", int(ElemType::Float as i64))]),
         }
     }
 
     pub fn from_f32(&mut self, x: &str) -> String {
         match self.precision {
             Precision::F32 => x.to_string(),
-            Precision::F16 => self.g.op("Cast", &[x], vec![("to", int(ElemType::Float16 as i64))]),
+            half => self.g.op("Cast", &[x], vec![("to", int(elem_type(half) as i64))]),
         }
     }
 

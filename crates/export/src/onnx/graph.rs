@@ -5,18 +5,14 @@ use super::proto::{Attribute, Dim, ElemType, Node, Tensor, TensorData, ValueInfo
 use half::f16;
 
 /// The element type of weights and activations in the encoder's layers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Precision {
-    F32,
-    F16,
-}
+pub use simcse_core::Precision;
 
-impl Precision {
-    pub fn elem_type(self) -> ElemType {
-        match self {
-            Precision::F32 => ElemType::Float,
-            Precision::F16 => ElemType::Float16,
-        }
+/// The ONNX element type of `precision`.
+pub fn elem_type(precision: Precision) -> ElemType {
+    match precision {
+        Precision::F32 => ElemType::Float,
+        Precision::F16 => ElemType::Float16,
+        Precision::Bf16 => ElemType::Bfloat16,
     }
 }
 
@@ -48,6 +44,7 @@ pub fn encode_floats(values: &[f32], precision: Precision) -> Vec<u8> {
     match precision {
         Precision::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
         Precision::F16 => values.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect(),
+        Precision::Bf16 => values.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect(),
     }
 }
 
@@ -72,7 +69,9 @@ impl Graph {
     pub fn weight(&mut self, name: &str, dims: &[usize], values: Vec<f32>, precision: Precision) -> String {
         match precision {
             Precision::F32 => self.float_initializer(name, dims, values),
-            Precision::F16 => self.raw_initializer(name, ElemType::Float16, dims, encode_floats(&values, precision)),
+            Precision::F16 | Precision::Bf16 => {
+                self.raw_initializer(name, elem_type(precision), dims, encode_floats(&values, precision))
+            }
         }
     }
 
@@ -109,7 +108,7 @@ impl Graph {
     /// A scalar constant of the given float precision.
     pub fn scalar(&mut self, value: f32, precision: Precision) -> String {
         let name = self.fresh("const");
-        self.raw_initializer(&name, precision.elem_type(), &[], encode_floats(&[value], precision))
+        self.raw_initializer(&name, elem_type(precision), &[], encode_floats(&[value], precision))
     }
 
     pub fn op(&mut self, op_type: &str, inputs: &[&str], attributes: Vec<(&str, Attribute)>) -> String {

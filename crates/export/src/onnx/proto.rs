@@ -12,6 +12,7 @@ pub enum ElemType {
     Int64 = 7,
     Bool = 9,
     Float16 = 10,
+    Bfloat16 = 16,
 }
 
 impl ElemType {
@@ -20,7 +21,7 @@ impl ElemType {
             ElemType::Float | ElemType::Int32 => 4,
             ElemType::Int64 => 8,
             ElemType::Bool => 1,
-            ElemType::Float16 => 2,
+            ElemType::Float16 | ElemType::Bfloat16 => 2,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! BERT and RoBERTa as Hugging Face's `BertModel` / `RobertaModel` (post-LayerNorm).
 
-use super::{attention, bias_in, linear, padding_bias, product_input, Precision};
+use super::{attention, bias_in, linear, padding_bias, product_input, Compute};
 use simcse_core::architecture::{Activation, BertSpec};
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
@@ -39,7 +39,7 @@ pub struct Bert {
     embeddings_norm: nn::LayerNorm,
     layers: Vec<Layer>,
     pub pooler: Option<nn::Linear>,
-    pub precision: Precision,
+    pub precision: Compute,
 }
 
 impl Bert {
@@ -70,7 +70,7 @@ impl Bert {
             embeddings_norm: layer_norm(&e / "LayerNorm", h, spec.eps),
             layers,
             pooler: with_pooler.then(|| dense(p / "pooler" / "dense", spec.hidden, spec.hidden)),
-            precision: Precision::F32,
+            precision: Compute::F32,
         }
     }
 

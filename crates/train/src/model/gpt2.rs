@@ -2,7 +2,7 @@
 //! positions, Conv1D layers (weights stored [in, out]).
 
 use super::bert::{activation, layer_norm};
-use super::{attention, bias_in, padding_bias, Precision, MASKED};
+use super::{attention, bias_in, padding_bias, Compute, MASKED};
 use crate::half_linear::half_linear;
 use simcse_core::architecture::Gpt2Spec;
 use tch::nn::{self, Init, Module};
@@ -24,11 +24,11 @@ impl Conv1d {
         }
     }
 
-    fn forward(&self, x: &Tensor, precision: Precision) -> Tensor {
+    fn forward(&self, x: &Tensor, precision: Compute) -> Tensor {
         match precision {
-            Precision::F32 => x.matmul(&self.weight) + &self.bias,
+            Compute::F32 => x.matmul(&self.weight) + &self.bias,
             // The half linear takes [out, in]: the transposed view, whose gradient lands in `weight`.
-            Precision::Half(half) => half_linear(x, &self.weight.tr(), Some(&self.bias), half),
+            Compute::Half(half) => half_linear(x, &self.weight.tr(), Some(&self.bias), half),
         }
     }
 }
@@ -48,7 +48,7 @@ pub struct Gpt2 {
     positions: nn::Embedding,
     blocks: Vec<Block>,
     final_norm: nn::LayerNorm,
-    pub precision: Precision,
+    pub precision: Compute,
 }
 
 impl Gpt2 {
@@ -73,7 +73,7 @@ impl Gpt2 {
             positions: nn::embedding(p / "wpe", spec.positions as i64, h, Default::default()),
             blocks,
             final_norm: layer_norm(p / "ln_f", h, spec.eps),
-            precision: Precision::F32,
+            precision: Compute::F32,
         }
     }
 

@@ -19,16 +19,16 @@ use tch::{nn, Tensor};
 /// How the layers' matrix products run: f32, or through the hand-written half-precision
 /// linear (activations of the products in half, everything else in f32).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Precision {
+pub enum Compute {
     F32,
     Half(Half),
 }
 
 /// An `nn::Linear` ([out, in] weight) in the given precision.
-pub(crate) fn linear(layer: &nn::Linear, x: &Tensor, precision: Precision) -> Tensor {
+pub(crate) fn linear(layer: &nn::Linear, x: &Tensor, precision: Compute) -> Tensor {
     match precision {
-        Precision::F32 => layer.forward(x),
-        Precision::Half(half) => half_linear(x, &layer.ws, layer.bs.as_ref(), half),
+        Compute::F32 => layer.forward(x),
+        Compute::Half(half) => half_linear(x, &layer.ws, layer.bs.as_ref(), half),
     }
 }
 
@@ -68,14 +68,14 @@ impl Encoder {
         }
     }
 
-    pub fn set_precision(&mut self, precision: Precision) {
+    pub fn set_precision(&mut self, precision: Compute) {
         match self {
             Encoder::Bert(m) => m.precision = precision,
             Encoder::Gpt2(m) => m.precision = precision,
         }
     }
 
-    pub fn precision(&self) -> Precision {
+    pub fn precision(&self) -> Compute {
         match self {
             Encoder::Bert(m) => m.precision,
             Encoder::Gpt2(m) => m.precision,
@@ -93,19 +93,19 @@ pub(crate) fn padding_bias(mask: &Tensor) -> Tensor {
 /// The additive attention mask in the kind the attention runs in: f32, or the half type. In
 /// half, MASKED becomes fp16's lowest finite value rather than -inf, which would make a row whose
 /// keys are all masked NaN (exp() of it is 0 all the same).
-pub(crate) fn bias_in(bias: Tensor, precision: Precision) -> Tensor {
+pub(crate) fn bias_in(bias: Tensor, precision: Compute) -> Tensor {
     match precision {
-        Precision::F32 => bias,
-        Precision::Half(half) => bias.clamp_min(-65504.0).to_kind(half.kind()),
+        Compute::F32 => bias,
+        Compute::Half(half) => bias.clamp_min(-65504.0).to_kind(half.kind()),
     }
 }
 
 /// `x` in the kind the layers' products take: one cast shared by the products that read the
 /// same input (query, key and value), where each casting it would keep a copy for backward.
-pub(crate) fn product_input(x: &Tensor, precision: Precision) -> Tensor {
+pub(crate) fn product_input(x: &Tensor, precision: Compute) -> Tensor {
     match precision {
-        Precision::F32 => x.shallow_clone(),
-        Precision::Half(half) => x.to_kind(half.kind()),
+        Compute::F32 => x.shallow_clone(),
+        Compute::Half(half) => x.to_kind(half.kind()),
     }
 }
 
