@@ -1,7 +1,7 @@
 //! `simcse-bench convert CHECKPOINT`: our converter and PyTorch's (torch.load +
 //! safetensors.torch.save_file) on the same checkpoint, alternating, each in its own process.
 
-use super::process::{Measured, baseline_script, machine, measure, median};
+use super::process::{Measured, baseline_script, machine, measure, median, write_figures};
 use anyhow::{ensure, Context};
 use clap::Args;
 use serde_json::json;
@@ -40,7 +40,7 @@ pub fn run(args: ConvertBenchArgs) -> anyhow::Result<()> {
     ensure!(args.runs > 0, "--runs must be at least 1");
     let weights = args.checkpoint.join("pytorch_model.bin");
     let size = std::fs::metadata(&weights).with_context(|| format!("reading {}", weights.display()))?.len();
-    std::fs::create_dir_all(&args.scratch)?;
+    simcse_core::atomic::create_dir(&args.scratch)?;
     let ours_dst = args.scratch.join("simcse");
     let python_dst = args.scratch.join("python.safetensors");
     let exe = super::process::simcse_binary()?;
@@ -93,10 +93,7 @@ pub fn run(args: ConvertBenchArgs) -> anyhow::Result<()> {
         "speedup_excluding_python_import": py_convert / ours_wall,
         "simcse_peak_rss_over_checkpoint": ours_rss as f64 / size as f64,
     });
-    if let Some(parent) = args.output.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(&args.output, serde_json::to_vec_pretty(&figures)?)?;
+    write_figures(&args.output, &figures)?;
 
     let mb = |b: u64| b as f64 / 1e6;
     outln!("convert {} ({:.0} MB), median of {} runs", weights.display(), mb(size), args.runs);

@@ -104,7 +104,7 @@ pub fn worker(args: EncodeWorkerArgs) -> anyhow::Result<()> {
 }
 
 pub fn run(args: EncodeBenchArgs) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.scratch)?;
+    simcse_core::atomic::create_dir(&args.scratch)?;
     let sentences = read_sentences(&args.sentences)?;
     let sentences_file = args.scratch.join("sentences.txt");
     std::fs::write(&sentences_file, sentences.join("\n") + "\n")?;

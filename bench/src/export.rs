@@ -26,7 +26,7 @@ pub struct ExportBenchArgs {
 const BASELINE_SCRIPT: &str = "export_torch.py";
 
 pub fn run(args: ExportBenchArgs) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.scratch)?;
+    simcse_core::atomic::create_dir(&args.scratch)?;
     let exe = super::process::simcse_binary()?;
     let (model, ours_out) = (args.model_dir.clone(), args.scratch.join("simcse.onnx"));
     let ours = Contender {

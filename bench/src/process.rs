@@ -25,15 +25,17 @@ const GNU_TIME: &str = "/usr/bin/time";
 /// time (Debian package `time`) it is `wait4`'s figure, and a note says it is only an upper bound.
 pub fn measure(command: &mut Command) -> anyhow::Result<Measured> {
     let description = format!("{command:?}");
-    let gnu_time = std::path::Path::new(GNU_TIME).is_file();
-    let report = tempfile::NamedTempFile::new()?;
+    let report = if std::path::Path::new(GNU_TIME).is_file() { Some(tempfile::NamedTempFile::new()?) } else { None };
     let mut wrapped;
-    let run = if gnu_time {
-        wrapped = under_gnu_time(command, report.path());
-        &mut wrapped
-    } else {
-        note_no_gnu_time();
-        command
+    let run = match &report {
+        Some(report) => {
+            wrapped = under_gnu_time(command, report.path());
+            &mut wrapped
+        }
+        None => {
+            note_no_gnu_time();
+            command
+        }
     };
     let started = Instant::now();
     let mut child = run
@@ -57,11 +59,12 @@ pub fn measure(command: &mut Command) -> anyhow::Result<Measured> {
         bail!("{description} failed (wait status {status}):\n{stderr}");
     }
     // Both report kilobytes.
-    let peak_kb = if gnu_time {
-        let text = std::fs::read_to_string(report.path())?;
-        text.trim().parse::<u64>().with_context(|| format!("{GNU_TIME} reported {text:?} for {description}"))?
-    } else {
-        usage.ru_maxrss as u64
+    let peak_kb = match &report {
+        Some(report) => {
+            let text = std::fs::read_to_string(report.path())?;
+            text.trim().parse::<u64>().with_context(|| format!("{GNU_TIME} reported {text:?} for {description}"))?
+        }
+        None => usage.ru_maxrss as u64,
     };
     Ok(Measured { wall_s, peak_rss_bytes: peak_kb * 1024, stdout })
 }
@@ -190,12 +193,13 @@ pub fn run_alternating(contenders: &[Contender], runs: usize) -> anyhow::Result<
     Ok(results)
 }
 
-/// Writes the figures as pretty JSON, creating the directory.
+/// Writes the figures as pretty JSON, whole or not at all; of the directory, only the last level
+/// is created (`target/bench` in a checkout that has built).
 pub fn write_figures(path: &std::path::Path, figures: &serde_json::Value) -> anyhow::Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        simcse_core::atomic::create_dir(parent)?;
     }
-    std::fs::write(path, serde_json::to_vec_pretty(figures)?)?;
+    simcse_core::atomic::write_bytes(path, &serde_json::to_vec_pretty(figures)?)?;
     Ok(())
 }
 

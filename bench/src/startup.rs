@@ -3,7 +3,7 @@
 //! `simcse encode` of a few sentences. Median wall time and peak RSS over alternating runs.
 
 use super::process::{machine, measure, median, write_figures};
-use anyhow::{ensure, Context};
+use anyhow::ensure;
 use clap::Args;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -37,7 +37,11 @@ pub fn run(args: StartupBenchArgs) -> anyhow::Result<()> {
         ensure!(binary.is_file(), "{} not found (cargo build --release; make slim)", binary.display());
     }
     ensure!(args.model_dir.join("model.onnx").is_file(), "{}/model.onnx not found: export it first", args.model_dir.display());
-    std::fs::create_dir_all(&args.scratch).with_context(|| format!("creating {}", args.scratch.display()))?;
+    // Where the figures go must be writable before minutes of measuring.
+    if let Some(parent) = args.output.parent().filter(|p| !p.as_os_str().is_empty() && !p.is_dir()) {
+        simcse_core::atomic::existing_parent(parent)?;
+    }
+    simcse_core::atomic::create_dir(&args.scratch)?;
     let input = args.scratch.join("sentences.txt");
     std::fs::write(&input, SENTENCES)?;
 

@@ -1,8 +1,7 @@
-//! Builds the trainer's C++ (src/csrc/: the half-precision linear, the fused optimizer) against
-//! the libtorch that tch uses, and lets `./target/release/simcse` find libtorch without
-//! LD_LIBRARY_PATH: LIBTORCH's lib directory (set by .cargo/config.toml to the venv of
-//! scripts/setup.sh) goes into the binary's run path. ONNX Runtime is found at run time instead
-//! (crates/runtime/src/onnxruntime.rs).
+//! Builds the trainer's C++ (src/csrc/: the half-precision linear, the fused optimizer, libtorch's
+//! torch.save reader) against the libtorch that tch uses (LIBTORCH, set by .cargo/config.toml to
+//! the venv of scripts/setup.sh). The binaries that link this crate put libtorch in their run
+//! path themselves (the workspace root's build.rs).
 
 use std::path::PathBuf;
 
