@@ -232,6 +232,18 @@ fn train_refuses_a_directory_it_did_not_write_and_replaces_only_its_own_files() 
     assert_eq!(std::fs::read_to_string(out.join("data/keep.txt")).unwrap(), "keep");
     assert!(out.join("checkpoint-10").is_dir());
 
+    // The graph `simcse export` made of a run's model goes with the run it was made from
+    // (`make demo` exports its run, and runs again)...
+    succeeds(&simcse(&["export", out.to_str().unwrap()]));
+    succeeds(&simcse(&train_args(tmp.path(), &out, 5, &["--overwrite-output-dir"])));
+    assert!(!out.join("model.onnx").exists(), "the earlier run's graph is gone, not left stale");
+    assert_eq!(std::fs::read_to_string(out.join("notes.txt")).unwrap(), "my notes");
+    // ... but a model.onnx that is not an export of ours is the user's, and collides.
+    std::fs::write(out.join("model.onnx"), "my graph").unwrap();
+    fails_with(&simcse(&train_args(tmp.path(), &out, 5, &["--overwrite-output-dir"])), &["already holds model.onnx", "never replaces"]);
+    assert_eq!(std::fs::read_to_string(out.join("model.onnx")).unwrap(), "my graph");
+    assert!(out.join("checkpoint-5").is_dir(), "the refused run left the earlier one whole");
+
     // A file the run would replace is refused, --overwrite-output-dir or not.
     let clash = tmp.path().join("clash");
     std::fs::create_dir(&clash).unwrap();

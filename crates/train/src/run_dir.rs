@@ -14,7 +14,7 @@
 //! Nothing the run did not write is ever removed or replaced: a non-empty directory that is
 //! not a run of ours is refused (with `--overwrite-output-dir`, the run writes beside its
 //! files as long as no name collides), and replacing an earlier run removes only what that
-//! run's `training_run.json` lists.
+//! run's `training_run.json` lists, and the graph `simcse export` made of its model.
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
@@ -84,35 +84,41 @@ impl RunDir {
         let existing = entries(path)?;
         if !existing.is_empty() {
             let previous = path.join(RUN_FILE);
-            if previous.is_file() {
-                let record = read_record(path)?;
-                if !overwrite {
-                    bail!(
-                        "{} holds an earlier training run ({} at step {}): `--resume {}` continues it, \
-                         --overwrite-output-dir replaces it (removing only what that run wrote)",
-                        path.display(),
-                        record.status,
-                        record.step,
-                        path.display()
-                    );
-                }
-                remove_written(path, &record)?;
-            } else if !overwrite {
-                bail!(
+            let earlier = if previous.is_file() { Some(read_record(path)?) } else { None };
+            match &earlier {
+                Some(record) if !overwrite => bail!(
+                    "{} holds an earlier training run ({} at step {}): `--resume {}` continues it, \
+                     --overwrite-output-dir replaces it (removing only what that run wrote)",
+                    path.display(),
+                    record.status,
+                    record.step,
+                    path.display()
+                ),
+                None if !overwrite => bail!(
                     "{} is not empty ({}) and is not a training run's output directory: give a new or empty directory, \
                      or --overwrite-output-dir to write beside those files (none of them is removed or replaced)",
                     path.display(),
                     preview(&existing)
-                );
+                ),
+                _ => {}
             }
-            let collisions: Vec<String> = entries(path)?.into_iter().filter(|n| is_run_entry(n)).collect();
+            // Checked before anything is removed: a refused run leaves the earlier one whole.
+            let exported = earlier.is_some().then(|| exported_graph(path)).flatten();
+            let ours = |name: &String| {
+                earlier.as_ref().is_some_and(|r| r.written.contains(name)) || exported.as_ref().is_some_and(|e| e.contains(name))
+            };
+            let collisions: Vec<&String> = existing.iter().filter(|n| is_run_entry(n) && !ours(n)).collect();
             if !collisions.is_empty() {
                 bail!(
                     "{} already holds {}, which this run would replace; --overwrite-output-dir never replaces files \
                      simcse did not write: move them or choose another directory",
                     path.display(),
-                    collisions.join(", ")
+                    collisions.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
                 );
+            }
+            if let Some(record) = &earlier {
+                remove_written(path, record)?;
+                remove_plain_files(path, exported.iter().flatten())?;
             }
         }
         let record = RunRecord {
@@ -225,6 +231,27 @@ fn remove_written(dir: &Path, record: &RunRecord) -> anyhow::Result<()> {
         }
         let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
         match removed {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("removing {} of the earlier run", path.display())),
+        }
+    }
+    Ok(())
+}
+
+/// The names of the ONNX graph (and its external data) `simcse export` made in the directory of
+/// an earlier run, where its metadata says so: a graph of the model the new run replaces. Any
+/// other model.onnx is the user's, and collides.
+fn exported_graph(dir: &Path) -> Option<Vec<String>> {
+    let graph = simcse_core::model_dir::ONNX_FILE;
+    simcse_core::EncoderMetadata::read(&dir.join(graph)).ok()?;
+    Some(vec![graph.to_string(), format!("{graph}.data")])
+}
+
+fn remove_plain_files<'a>(dir: &Path, names: impl Iterator<Item = &'a String>) -> anyhow::Result<()> {
+    for name in names {
+        let path = dir.join(name);
+        match std::fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e).with_context(|| format!("removing {} of the earlier run", path.display())),
