@@ -26,13 +26,13 @@ if ldd "$SLIM" | grep -E 'libtorch|libc10'; then fail "the slim build links libt
 ok "ldd: libtorch in the default build, none in the slim build"
 
 # Dependencies: no crate but the trainer (and the benchmarks) depends on tch.
-if cargo tree --offline -e normal -p simcse-core -p simcse-convert -p simcse-export -p simcse-runtime --features simcse-runtime/ort,simcse-runtime/tract | grep -E '^.*(tch|torch-sys) v'; then
+if cargo tree --offline -e normal -p simcse-core -p simcse-models -p simcse-convert -p simcse-export -p simcse-runtime --features simcse-runtime/ort,simcse-runtime/tract | grep -E '^.*(tch|torch-sys) v'; then
   fail "a library crate depends on tch"
 fi
 if cargo tree --offline -e normal -p simcse --no-default-features --features ort,tract | grep -E '(tch|torch-sys) v'; then
   fail "the slim simcse depends on tch"
 fi
-ok "cargo tree: core, convert, export, runtime and the slim simcse depend on no tch"
+ok "cargo tree: core, models, convert, export, runtime and the slim simcse depend on no tch"
 
 "$SLIM" env > "$work/env.txt"
 grep -q '^features   -train +ort +tract$' "$work/env.txt" || fail "slim env: $(cat "$work/env.txt")"

@@ -9,7 +9,7 @@ mod common;
 use common::{fixture, load_f32, load_i64, senteval_dir, sentences};
 use simcse_train::half_linear::{half_linear, Half};
 use simcse_train::loss::{contrastive_loss, mlm_loss};
-use simcse_train::model::{load_weights, pool, Encoder, Compute};
+use simcse_train::model::{load_weights, Encoder, Compute};
 use simcse_train::optim::{linear_schedule, AdamW};
 use simcse_core::architecture::Architecture;
 use simcse_core::{ModelDir, Pooler};
@@ -42,7 +42,7 @@ fn torch_forward_in(precision: Compute, dir: &Path, ids: &[i64], mask: &[i64], t
     let (ids, mask, types) = (Tensor::from_slice(ids).view(shape), Tensor::from_slice(mask).view(shape), Tensor::from_slice(types).view(shape));
     tch::no_grad(|| {
         let states = encoder.forward(&ids, &mask, arch.uses_token_types().then_some(&types), false);
-        poolers.iter().map(|&p| pool(p, &states, &mask, encoder.pooler_dense())).collect()
+        poolers.iter().map(|&p| encoder.pool(p, &states, &mask)).collect()
     })
 }
 

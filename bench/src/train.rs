@@ -7,7 +7,7 @@ use super::process::{baseline_script, machine, measure, write_figures};
 use anyhow::{ensure, Context};
 use clap::Args;
 use serde_json::json;
-use simcse_train::device::{gpu_memory_bytes, peak_rss_bytes, select, DeviceArg};
+use simcse_train::device::{gpu_memory_bytes, peak_rss_bytes, select};
 use simcse_train::optim::{AdamW, LossScaler};
 use simcse_train::simcse_model::{Inputs, SimcseModel};
 use simcse_core::Precision;
@@ -41,8 +41,9 @@ pub struct TrainBenchArgs {
     /// Precisions to measure, comma-separated
     #[arg(long, default_value = "fp32,fp16")]
     pub precisions: String,
-    #[arg(long, value_enum, default_value = "auto")]
-    pub device: DeviceArg,
+    /// auto, cpu, cuda or cuda:N
+    #[arg(long, default_value = "auto")]
+    pub device: simcse_core::DeviceChoice,
     /// Also run PyTorch eager (bench/python/train_torch.py) with this Python
     #[arg(long)]
     pub python: Option<PathBuf>,

@@ -2,7 +2,6 @@
 //! translates line by line (`--model_name_or_path` -> `--model-name-or-path`, ...).
 
 use clap::{Args, ValueEnum};
-use simcse_train::device::DeviceArg;
 use clap::parser::ValueSource;
 use clap::ArgMatches;
 use simcse_core::signals;
@@ -107,8 +106,9 @@ pub struct TrainArgs {
     /// Pause after this many steps, as Ctrl-C does: the state is saved for --resume
     #[arg(long)]
     pub stop_after: Option<i64>,
-    #[arg(long, value_enum, default_value = "auto")]
-    pub device: DeviceArg,
+    /// auto (CUDA where there is one, else the CPU, saying so), cpu, cuda or cuda:N
+    #[arg(long, default_value = "auto")]
+    pub device: simcse_core::DeviceChoice,
     /// No progress bar
     #[arg(long, short)]
     pub quiet: bool,

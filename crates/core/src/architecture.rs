@@ -78,8 +78,8 @@ impl Architecture {
         let activation = |default: &str| {
             Activation::from_config(config.hidden_act.as_deref().unwrap_or(default)).map_err(&bad)
         };
-        match config.model_type.as_str() {
-            "bert" | "roberta" => Ok(Architecture::Bert(BertSpec {
+        let arch = match config.model_type.as_str() {
+            "bert" | "roberta" => Architecture::Bert(BertSpec {
                 roberta: config.model_type == "roberta",
                 hidden,
                 layers: need(config.num_hidden_layers, "num_hidden_layers")?,
@@ -91,8 +91,8 @@ impl Architecture {
                 eps: config.layer_norm_eps.unwrap_or(1e-12) as f32,
                 activation: activation("gelu")?,
                 pad_token_id: config.pad_token_id.unwrap_or(if config.model_type == "roberta" { 1 } else { 0 }),
-            })),
-            "gpt2" => Ok(Architecture::Gpt2(Gpt2Spec {
+            }),
+            "gpt2" => Architecture::Gpt2(Gpt2Spec {
                 hidden,
                 layers: need(config.num_hidden_layers, "n_layer")?,
                 heads,
@@ -101,9 +101,31 @@ impl Architecture {
                 positions: need(config.max_position_embeddings, "n_positions")?,
                 eps: config.layer_norm_eps.unwrap_or(1e-5) as f32,
                 activation: activation("gelu_new")?,
-            })),
-            other => Err(bad(format!("model_type `{other}` is not supported (bert, roberta, gpt2 are)"))),
+            }),
+            other => return Err(bad(format!("model_type `{other}` is not supported (bert, roberta, gpt2 are)"))),
+        };
+        arch.check_sizes().map_err(bad)?;
+        Ok(arch)
+    }
+
+    /// Every table and layer has something in it: a config with a zero size is not a model.
+    fn check_sizes(&self) -> Result<(), String> {
+        let sizes: Vec<(&str, usize)> = match self {
+            Architecture::Bert(s) => vec![
+                ("hidden_size", s.hidden),
+                ("intermediate_size", s.intermediate),
+                ("vocab_size", s.vocab),
+                ("type_vocab_size", s.type_vocab),
+            ],
+            Architecture::Gpt2(s) => vec![("n_embd", s.hidden), ("n_inner", s.inner), ("vocab_size", s.vocab)],
+        };
+        if let Some((field, _)) = sizes.iter().find(|(_, size)| *size == 0) {
+            return Err(format!("config.json has {field} 0"));
         }
+        if self.max_tokens() == 0 {
+            return Err("config.json's position table holds no token (max_position_embeddings / n_positions)".into());
+        }
+        Ok(())
     }
 
     pub fn hidden(&self) -> usize {

@@ -32,3 +32,39 @@ impl std::fmt::Display for Device {
         }
     }
 }
+
+/// A device, or `auto`: CUDA where there is one, else the CPU, saying so (training's default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceChoice {
+    Auto,
+    Exact(Device),
+}
+
+/// `auto`, `cpu`, `cuda` or `cuda:N`.
+impl std::str::FromStr for DeviceChoice {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text == "auto" {
+            return Ok(DeviceChoice::Auto);
+        }
+        text.parse().map(DeviceChoice::Exact).map_err(|_| format!("`{text}` is not auto, cpu, cuda or cuda:N"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_parse_as_the_commands_take_them() {
+        assert_eq!("cpu".parse(), Ok(Device::Cpu));
+        assert_eq!("cuda".parse(), Ok(Device::Cuda(0)));
+        assert_eq!("cuda:3".parse(), Ok(Device::Cuda(3)));
+        assert!("cuda:x".parse::<Device>().unwrap_err().contains("cpu, cuda or cuda:N"));
+        assert_eq!("auto".parse(), Ok(DeviceChoice::Auto));
+        assert_eq!("cuda:1".parse(), Ok(DeviceChoice::Exact(Device::Cuda(1))));
+        assert!("gpu".parse::<DeviceChoice>().unwrap_err().contains("auto, cpu, cuda or cuda:N"));
+        assert!("auto".parse::<Device>().is_err(), "auto is training's, not a device");
+    }
+}

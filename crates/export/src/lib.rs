@@ -2,12 +2,14 @@
 //! and normalization included, for BERT, RoBERTa and GPT-2; in fp32 or fp16, with standard ops
 //! any runtime runs or with ONNX Runtime's fused contrib ops. No Python involved.
 
-pub mod models;
+mod encoder;
+mod fused;
+pub mod net;
 pub mod onnx;
 mod weights;
 mod write;
 
-use models::layers::Net;
+use net::Net;
 use simcse_core::architecture::Architecture;
 use simcse_core::{EncoderMetadata, ModelDir, Needs, Pooler};
 use std::path::{Path, PathBuf};
@@ -94,12 +96,19 @@ pub fn export(model_dir: &Path, options: &ExportOptions) -> Result<ExportReport,
     arch.check_pooler(pooler).map_err(ExportError::Options)?;
     // The architecture is known: now the weights must be there.
     let dir = ModelDir::open(model_dir, Needs::Weights)?;
+    let weights = weights::Weights::open(&dir.weights(), arch.weight_prefixes())?;
+    if pooler == Pooler::Cls && !weights.has(&simcse_models::pooler_dense(arch.hidden()).weight()) {
+        return Err(ExportError::Options(
+            "pooler `cls` runs [CLS] through the pooler layer (pooler.dense.weight), which this checkpoint \
+             does not have; use cls_before_pooler, or convert a SimCSE checkpoint with --simcse-to-hf"
+                .into(),
+        ));
+    }
     let normalize = options.normalize.or(simcse.as_ref().map(|s| s.normalize)).unwrap_or(false);
     let max_length = simcse.as_ref().map(|s| s.max_seq_length).unwrap_or(simcse_core::model_dir::DEFAULT_MAX_SEQ_LENGTH);
 
-    let weights = weights::Weights::open(&dir.weights(), arch.weight_prefixes())?;
     let mut net = Net::new(&weights, options.precision, options.optimize == Optimize::Ort);
-    models::build(&mut net, &arch, pooler, options, normalize)?;
+    encoder::build(&mut net, &arch, pooler, options, normalize)?;
 
     let metadata = EncoderMetadata {
         model_type: config.model_type.clone(),

@@ -2,9 +2,10 @@
 //! every embedding back at its sentence's index.
 
 use crate::backend::{Backend, Device};
-use crate::batch::{length_sorted_batches, Batch};
+use crate::batch::{embed_in_length_order, Batch};
 use crate::ModelInfo;
-use crate::tokenize::{SentenceTokenizer, Tokens};
+use crate::tokenize::SentenceTokenizer;
+use crate::Embeddings;
 use crate::RuntimeError;
 use simcse_core::architecture::Architecture;
 use simcse_core::{ModelDir, Needs};
@@ -124,20 +125,6 @@ pub struct EncoderOptions {
 impl Default for EncoderOptions {
     fn default() -> Self {
         EncoderOptions { backend: BackendKind::Ort, device: Device::Cpu, batch_size: 64, max_length: None, onnx: None, threads: None }
-    }
-}
-
-/// Row-major [rows, dim] f32.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Embeddings {
-    pub rows: usize,
-    pub dim: usize,
-    pub values: Vec<f32>,
-}
-
-impl Embeddings {
-    pub fn row(&self, i: usize) -> &[f32] {
-        &self.values[i * self.dim..(i + 1) * self.dim]
     }
 }
 
@@ -267,34 +254,6 @@ impl Encoder {
         };
         embed_in_length_order(&tokens, self.tokenizer.pad_id, self.batch_size, dim, &mut embed_batch, progress)
     }
-}
-
-/// Embeds tokenized sentences in length-sorted batches of `batch_size` (the least padding)
-/// through `embed_batch` (a padded batch in, [batch.size, dim] row-major out), and puts every
-/// row back at its sentence's index. `progress(done, total)` after each batch.
-pub fn embed_in_length_order(
-    tokens: &[Tokens],
-    pad_id: i64,
-    batch_size: usize,
-    dim: usize,
-    embed_batch: &mut dyn FnMut(&Batch) -> Result<Vec<f32>, RuntimeError>,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<Embeddings, RuntimeError> {
-    let mut values = vec![0f32; tokens.len() * dim];
-    let mut done = 0;
-    for indices in length_sorted_batches(tokens, batch_size) {
-        let members: Vec<_> = indices.iter().map(|&i| &tokens[i]).collect();
-        let output = embed_batch(&Batch::pad(&members, pad_id))?;
-        if output.len() != indices.len() * dim {
-            return Err(RuntimeError::Input(format!("{} values for {} sentences of {dim} dimensions", output.len(), indices.len())));
-        }
-        for (row, &index) in indices.iter().enumerate() {
-            values[index * dim..(index + 1) * dim].copy_from_slice(&output[row * dim..(row + 1) * dim]);
-        }
-        done += indices.len();
-        progress(done, tokens.len());
-    }
-    Ok(Embeddings { rows: tokens.len(), dim, values })
 }
 
 #[cfg(feature = "ort")]

@@ -45,3 +45,14 @@ impl From<simcse_core::onnx_metadata::MetadataError> for RuntimeError {
         }
     }
 }
+
+impl From<simcse_core::InputError> for RuntimeError {
+    fn from(error: simcse_core::InputError) -> Self {
+        use simcse_core::InputError;
+        match error {
+            InputError::Io { path, error } => RuntimeError::Io { path, error },
+            InputError::Tokenizer { path, why } => RuntimeError::Tokenizer { path, why },
+            InputError::Invalid(why) => RuntimeError::Input(why),
+        }
+    }
+}

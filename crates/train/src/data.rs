@@ -4,7 +4,7 @@
 //! once, truncated to `--max-seq-length`; batches are padded to their longest sentence.
 
 use anyhow::{bail, ensure, Context};
-use simcse_runtime::tokenize::{SentenceTokenizer, Tokens};
+use simcse_core::tokenize::{SentenceTokenizer, Tokens};
 use std::path::Path;
 
 /// Every example has `columns` sentences: 1 (unsupervised), 2 (pair), 3 (pair + hard negative).

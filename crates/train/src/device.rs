@@ -1,7 +1,7 @@
 //! Which device training runs on, and what it costs in memory.
 
 use anyhow::bail;
-use tch::Device;
+use simcse_core::{Device, DeviceChoice};
 
 /// libtorch only registers CUDA when libtorch_cuda.so is loaded, which the linker drops as
 /// unused (../shared/gpu/README.md): load it by hand, quietly where it is absent or cannot load
@@ -15,29 +15,29 @@ pub fn load_cuda() {
     });
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum DeviceArg {
-    /// CUDA where available, else the CPU (and it says so)
-    Auto,
-    Cpu,
-    Cuda,
-}
-
-pub fn select(device: DeviceArg) -> anyhow::Result<Device> {
+/// The libtorch device for `--device`: an error where CUDA is asked for and libtorch has none
+/// (or not that one), never a quiet fall back to the CPU.
+pub fn select(choice: DeviceChoice) -> anyhow::Result<tch::Device> {
     load_cuda();
     let cuda = tch::Cuda::is_available();
-    match device {
-        DeviceArg::Cpu => Ok(Device::Cpu),
-        DeviceArg::Cuda if cuda => Ok(Device::Cuda(0)),
-        DeviceArg::Cuda => bail!(
-            "--device cuda, but libtorch sees no CUDA device: {} (is a GPU present and its driver loaded? \
+    match choice {
+        DeviceChoice::Exact(Device::Cpu) => Ok(tch::Device::Cpu),
+        DeviceChoice::Exact(device) if !cuda => bail!(
+            "--device {device}, but libtorch sees no CUDA device: {} (is a GPU present and its driver loaded? \
              is libtorch_cuda.so, with the CUDA 13 and cuDNN 9 libraries, on the library path?)",
             if tch::Cuda::device_count() == 0 { "no device found" } else { "CUDA did not initialize" }
         ),
-        DeviceArg::Auto if cuda => Ok(Device::Cuda(0)),
-        DeviceArg::Auto => {
+        DeviceChoice::Exact(Device::Cuda(index)) => {
+            let count = tch::Cuda::device_count();
+            if index < 0 || index as i64 >= count {
+                bail!("--device cuda:{index}, but libtorch sees {count} CUDA device(s): cuda:0 to cuda:{}", count - 1);
+            }
+            Ok(tch::Device::Cuda(index as usize))
+        }
+        DeviceChoice::Auto if cuda => Ok(tch::Device::Cuda(0)),
+        DeviceChoice::Auto => {
             errln!("note: no CUDA device; training on the CPU");
-            Ok(Device::Cpu)
+            Ok(tch::Device::Cpu)
         }
     }
 }

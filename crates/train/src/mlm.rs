@@ -2,7 +2,7 @@
 //! of those 80% [MASK], 10% a random token, 10% unchanged) and the MLM heads of BERT and
 //! RoBERTa, under SimCSE's names (`lm_head.*`).
 
-use super::model::{linear, Compute};
+use super::model::{product, Compute};
 use simcse_core::architecture::BertSpec;
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
@@ -56,9 +56,10 @@ impl MlmHead {
 
     /// Vocabulary logits for every position of `hidden` [batch, seq, hidden].
     pub fn forward(&self, hidden: &Tensor, precision: Compute) -> Tensor {
-        let x = linear(&self.dense, hidden, precision).gelu("none");
+        let linear = |layer: &nn::Linear, x: &Tensor| product(x, &layer.ws, layer.bs.as_ref(), precision);
+        let x = linear(&self.dense, hidden).gelu("none");
         let x = self.norm.forward(&x.to_kind(Kind::Float));
-        linear(&self.decoder, &x, precision)
+        linear(&self.decoder, &x)
     }
 }
 

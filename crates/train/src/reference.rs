@@ -1,12 +1,12 @@
 //! The libtorch forward of a model directory as the exported ONNX graph computes it: the
 //! reference `simcse export --verify` compares ONNX Runtime and tract against.
 
-use crate::model::{load_weights, pool, Encoder as TorchEncoder};
+use crate::model::{load_weights, Encoder as TorchEncoder};
 use simcse_core::architecture::Architecture;
 use simcse_core::ModelDir;
 use simcse_export::ExportReport;
-use simcse_runtime::batch::Batch;
-use simcse_runtime::ModelInfo;
+use simcse_core::batch::Batch;
+use simcse_core::EncoderMetadata;
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -16,8 +16,8 @@ pub fn sentence_embeddings(model_dir: &Path, report: &ExportReport, sentences: &
     let dir = ModelDir::new(model_dir);
     let config = dir.config()?;
     let arch = Architecture::from_config(&config, &model_dir.join("config.json"))?;
-    let info = ModelInfo::read(&report.path)?;
-    let tokenizer = simcse_runtime::tokenize::SentenceTokenizer::load(model_dir, &config, info.max_length)?;
+    let info = EncoderMetadata::read(&report.path)?;
+    let tokenizer = simcse_core::tokenize::SentenceTokenizer::load(model_dir, &config, info.max_length)?;
     let tokens = tokenizer.tokenize(sentences)?;
     let batch = Batch::pad(&tokens.iter().collect::<Vec<_>>(), tokenizer.pad_id);
     let shape = [batch.size as i64, batch.seq as i64];
@@ -30,7 +30,7 @@ pub fn sentence_embeddings(model_dir: &Path, report: &ExportReport, sentences: &
     load_weights(&mut vs, &dir.weights(), arch.weight_prefixes())?;
     let embedding = tch::no_grad(|| {
         let states = encoder.forward(&ids, &mask, arch.uses_token_types().then_some(&types), false);
-        let pooled = pool(report.pooler, &states, &mask, encoder.pooler_dense());
+        let pooled = encoder.pool(report.pooler, &states, &mask);
         if report.normalize {
             let norm = pooled.norm_scalaropt_dim(2, [-1], true).clamp_min(1e-12);
             pooled / norm

@@ -3,7 +3,7 @@
 //! `simcse_to_huggingface.py` renames it), and the optional MLM head.
 
 use super::mlm::{self, MlmHead};
-use super::model::{init_like_huggingface, load_weights_with, pool, Encoder, LoadSpec, Compute};
+use super::model::{init_like_huggingface, load_weights_with, Encoder, LoadSpec, Compute};
 use simcse_core::architecture::Architecture;
 use simcse_core::Pooler;
 use std::path::Path;
@@ -89,7 +89,7 @@ impl SimcseModel {
         let types = self.arch.uses_token_types().then_some(&inputs.token_types);
         let states = self.encoder.forward(&inputs.ids, &inputs.mask, types, train);
         let pooler = if self.pooler == Pooler::Cls && !train && self.mlp_only_train { Pooler::ClsBeforePooler } else { self.pooler };
-        pool(pooler, &states, &inputs.mask, self.encoder.pooler_dense()).to_kind(tch::Kind::Float)
+        self.encoder.pool(pooler, &states, &inputs.mask).to_kind(tch::Kind::Float)
     }
 
     /// The pooler a saved model is used with: `cls` means [CLS] through the MLP (saved as the

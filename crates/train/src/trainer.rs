@@ -10,7 +10,7 @@
 
 use super::checkpoint::{model_files, read_safetensors, safetensors_bytes, write_dir, write_files, SavedModel};
 use super::data::{epoch_order, TrainData};
-use super::device::{gpu_memory_bytes, peak_rss_bytes, select, DeviceArg};
+use super::device::{gpu_memory_bytes, peak_rss_bytes, select};
 use super::half_linear::Half;
 use super::loss::{contrastive_loss, mlm_loss};
 use super::mlm::mask_tokens;
@@ -27,11 +27,10 @@ use serde_json::json;
 use simcse_core::architecture::Architecture;
 use simcse_core::model_dir::{Needs, RUN_FILE};
 use simcse_core::{ModelConfig, ModelDir, Pooler, SimcseConfig};
-use simcse_runtime::batch::Batch;
-use simcse_runtime::encoder::embed_in_length_order;
-use simcse_runtime::sts::{self, DataDirs, Mode, Task};
-use simcse_runtime::tokenize::SentenceTokenizer;
-use simcse_runtime::{Embeddings, RuntimeError};
+use simcse_core::batch::{embed_in_length_order, Batch};
+use simcse_core::sts::{self, DataDirs, Mode, Task};
+use simcse_core::tokenize::SentenceTokenizer;
+use simcse_core::{Embeddings, InputError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -69,7 +68,7 @@ pub struct TrainConfig {
     pub logging_steps: i64,
     pub save_steps: i64,
     #[serde(skip)]
-    pub device: Option<DeviceArg>,
+    pub device: Option<simcse_core::DeviceChoice>,
     #[serde(skip)]
     pub quiet: bool,
     /// Stop after this many steps as Ctrl-C would, the state saved (a time-limited job's pause).
@@ -366,7 +365,7 @@ impl Run {
             None => cfg,
         };
         validate(&cfg)?;
-        let device = select(cfg.device.unwrap_or(DeviceArg::Auto))?;
+        let device = select(cfg.device.unwrap_or(simcse_core::DeviceChoice::Auto))?;
         tch::manual_seed(cfg.seed as i64);
 
         let needs = if cfg.random_config.is_some() { Needs::Config } else { Needs::Weights };
@@ -591,11 +590,11 @@ impl Run {
     fn evaluate_inner(&self) -> anyhow::Result<Option<f64>> {
         let Some((task, tokenizer)) = &self.evaluation else { return Ok(None) };
         let dim = self.model.arch.hidden();
-        let mut embed_batch = |batch: &Batch| -> Result<Vec<f32>, RuntimeError> {
+        let mut embed_batch = |batch: &Batch| -> Result<Vec<f32>, InputError> {
             let z = tch::no_grad(|| self.model.embed(&self.inputs(batch), false)).to_device(Device::Cpu);
-            Vec::<f32>::try_from(z.flatten(0, -1)).map_err(|e| RuntimeError::Input(e.to_string()))
+            Vec::<f32>::try_from(z.flatten(0, -1)).map_err(|e| InputError::Invalid(e.to_string()))
         };
-        let mut embed = |sentences: &[&str]| -> Result<Embeddings, RuntimeError> {
+        let mut embed = |sentences: &[&str]| -> Result<Embeddings, InputError> {
             let tokens = tokenizer.tokenize(sentences)?;
             embed_in_length_order(&tokens, tokenizer.pad_id, 128, dim, &mut embed_batch, &mut |_, _| {})
         };

@@ -4,7 +4,7 @@
 
 use super::data::Task;
 use super::stats::{pearson, spearman};
-use crate::{Embeddings, RuntimeError};
+use crate::{Embeddings, InputError};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -40,10 +40,10 @@ impl TaskScore {
 
 /// Anything that turns sentences into embeddings: the runtime's `Encoder`, or the trainer's
 /// libtorch model during training.
-pub type Embed<'a> = dyn FnMut(&[&str]) -> Result<Embeddings, RuntimeError> + 'a;
+pub type Embed<'a, E> = dyn FnMut(&[&str]) -> Result<Embeddings, E> + 'a;
 
 /// Encodes every distinct sentence of the tasks once, then scores each task.
-pub fn evaluate(tasks: &[Task], embed: &mut Embed) -> Result<Vec<TaskScore>, RuntimeError> {
+pub fn evaluate<E: From<InputError>>(tasks: &[Task], embed: &mut Embed<E>) -> Result<Vec<TaskScore>, E> {
     let mut index: HashMap<&str, usize> = HashMap::new();
     let mut unique: Vec<&str> = Vec::new();
     for pair in tasks.iter().flat_map(|t| &t.subsets).flat_map(|s| &s.pairs) {
@@ -56,12 +56,12 @@ pub fn evaluate(tasks: &[Task], embed: &mut Embed) -> Result<Vec<TaskScore>, Run
     }
     let embeddings = embed(&unique)?;
     check_finite(&embeddings, &unique)?;
-    tasks.iter().map(|task| score_task(task, &embeddings, &index)).collect()
+    tasks.iter().map(|task| score_task(task, &embeddings, &index).map_err(E::from)).collect()
 }
 
 /// NaN, infinite or all-zero embeddings would be scored as garbage (SentEval silently maps
 /// NaN to 0); they are an error here, naming the sentence.
-fn check_finite(embeddings: &Embeddings, sentences: &[&str]) -> Result<(), RuntimeError> {
+fn check_finite(embeddings: &Embeddings, sentences: &[&str]) -> Result<(), InputError> {
     for (i, sentence) in sentences.iter().enumerate() {
         let row = embeddings.row(i);
         let problem = if row.iter().any(|v| !v.is_finite()) {
@@ -71,7 +71,7 @@ fn check_finite(embeddings: &Embeddings, sentences: &[&str]) -> Result<(), Runti
         } else {
             continue;
         };
-        return Err(RuntimeError::Input(format!("the embedding of {sentence:?} {problem}: the model's output is broken")));
+        return Err(InputError::Invalid(format!("the embedding of {sentence:?} {problem}: the model's output is broken")));
     }
     Ok(())
 }
@@ -90,7 +90,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
     (dot / (na.sqrt() * nb.sqrt())) as f32 as f64
 }
 
-fn score_task(task: &Task, embeddings: &Embeddings, index: &HashMap<&str, usize>) -> Result<TaskScore, RuntimeError> {
+fn score_task(task: &Task, embeddings: &Embeddings, index: &HashMap<&str, usize>) -> Result<TaskScore, InputError> {
     let (mut all_system, mut all_gold) = (Vec::new(), Vec::new());
     let mut subsets = Vec::new();
     for subset in &task.subsets {
@@ -102,7 +102,7 @@ fn score_task(task: &Task, embeddings: &Embeddings, index: &HashMap<&str, usize>
         let gold: Vec<f64> = subset.pairs.iter().map(|p| p.score).collect();
         if let [first, rest @ ..] = &system[..] {
             if rest.iter().all(|s| s == first) {
-                return Err(RuntimeError::Input(format!(
+                return Err(InputError::Invalid(format!(
                     "{} {}: all {} pairs got the same cosine similarity ({first}): the encoder gives every sentence \
                      the same direction, so no correlation exists",
                     task.name,

@@ -2,6 +2,7 @@
 //! padding small: sentences of similar length share a batch, and results go back in input order.
 
 use crate::tokenize::Tokens;
+use crate::{Embeddings, InputError};
 
 /// Row-major [size, seq] int64 inputs of one forward pass.
 #[derive(Debug, Clone)]
@@ -44,6 +45,35 @@ pub fn length_sorted_batches(tokens: &[Tokens], batch_size: usize) -> Vec<Vec<us
     let mut order: Vec<usize> = (0..tokens.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(tokens[i].ids.len()));
     order.chunks(batch_size.max(1)).map(<[usize]>::to_vec).collect()
+}
+
+/// Embeds tokenized sentences in length-sorted batches of `batch_size` (the least padding)
+/// through `embed_batch` (a padded batch in, [batch.size, dim] row-major out), and puts every
+/// row back at its sentence's index. `progress(done, total)` after each batch.
+pub fn embed_in_length_order<E: From<InputError>>(
+    tokens: &[Tokens],
+    pad_id: i64,
+    batch_size: usize,
+    dim: usize,
+    embed_batch: &mut dyn FnMut(&Batch) -> Result<Vec<f32>, E>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Embeddings, E> {
+    let mut values = vec![0f32; tokens.len() * dim];
+    let mut done = 0;
+    for indices in length_sorted_batches(tokens, batch_size) {
+        let members: Vec<_> = indices.iter().map(|&i| &tokens[i]).collect();
+        let output = embed_batch(&Batch::pad(&members, pad_id))?;
+        if output.len() != indices.len() * dim {
+            let why = format!("{} values for {} sentences of {dim} dimensions", output.len(), indices.len());
+            return Err(InputError::Invalid(why).into());
+        }
+        for (row, &index) in indices.iter().enumerate() {
+            values[index * dim..(index + 1) * dim].copy_from_slice(&output[row * dim..(row + 1) * dim]);
+        }
+        done += indices.len();
+        progress(done, tokens.len());
+    }
+    Ok(Embeddings { rows: tokens.len(), dim, values })
 }
 
 #[cfg(test)]

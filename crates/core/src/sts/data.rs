@@ -3,7 +3,7 @@
 //! tokenized copy, or the raw csv), SICK-R, and three-column pair files (Chinese STS-B, LCQMC,
 //! PAWS-X: `sentence1 \t sentence2 \t score-or-label`). Errors name the file and the line.
 
-use crate::RuntimeError;
+use crate::InputError;
 use std::path::{Path, PathBuf};
 
 /// One sentence pair with its gold score.
@@ -86,15 +86,15 @@ pub fn spec(name: &str) -> Option<&'static TaskSpec> {
     TASKS.iter().find(|t| t.name.eq_ignore_ascii_case(name))
 }
 
-fn io_error(path: &Path) -> impl Fn(std::io::Error) -> RuntimeError + '_ {
-    move |error| RuntimeError::Io { path: path.into(), error }
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> InputError + '_ {
+    move |error| InputError::Io { path: path.into(), error }
 }
 
-fn bad_line(path: &Path, line: usize, why: impl std::fmt::Display) -> RuntimeError {
-    RuntimeError::Input(format!("{}:{line}: {why}", path.display()))
+fn bad_line(path: &Path, line: usize, why: impl std::fmt::Display) -> InputError {
+    InputError::Invalid(format!("{}:{line}: {why}", path.display()))
 }
 
-fn parse_score(path: &Path, line: usize, text: &str) -> Result<f64, RuntimeError> {
+fn parse_score(path: &Path, line: usize, text: &str) -> Result<f64, InputError> {
     text.trim()
         .parse::<f64>()
         .ok()
@@ -103,20 +103,20 @@ fn parse_score(path: &Path, line: usize, text: &str) -> Result<f64, RuntimeError
 }
 
 /// The lines of a text file, without a trailing empty line.
-fn lines(path: &Path) -> Result<Vec<String>, RuntimeError> {
+fn lines(path: &Path) -> Result<Vec<String>, InputError> {
     let text = std::fs::read_to_string(path).map_err(io_error(path))?;
     Ok(text.lines().map(|l| l.trim_end_matches('\r').to_string()).collect())
 }
 
 /// SentEval's `STSEval.loadFile`: pairs whose gold line is empty are skipped; each sentence
 /// is SentEval's tokens joined by single spaces (its batcher's `' '.join`).
-pub fn read_sts_subset(dir: &Path, subset: &str) -> Result<Subset, RuntimeError> {
+pub fn read_sts_subset(dir: &Path, subset: &str) -> Result<Subset, InputError> {
     let input_path = dir.join(format!("STS.input.{subset}.txt"));
     let gold_path = dir.join(format!("STS.gs.{subset}.txt"));
     let inputs = lines(&input_path)?;
     let golds = lines(&gold_path)?;
     if inputs.len() != golds.len() {
-        return Err(RuntimeError::Input(format!(
+        return Err(InputError::Invalid(format!(
             "{} has {} lines but {} has {}: they must pair up line by line",
             input_path.display(),
             inputs.len(),
@@ -142,7 +142,7 @@ pub fn read_sts_subset(dir: &Path, subset: &str) -> Result<Subset, RuntimeError>
 
 /// A correlation needs at least two pairs and gold scores that vary; otherwise it is NaN,
 /// which would be reported as a score. The message names the file.
-pub fn check_scorable(path: &Path, pairs: &[Pair]) -> Result<(), RuntimeError> {
+pub fn check_scorable(path: &Path, pairs: &[Pair]) -> Result<(), InputError> {
     let why = match pairs {
         [] => "no scored pairs".to_string(),
         [_] => "only one scored pair; a correlation needs at least two".to_string(),
@@ -151,7 +151,7 @@ pub fn check_scorable(path: &Path, pairs: &[Pair]) -> Result<(), RuntimeError> {
         }
         _ => return Ok(()),
     };
-    Err(RuntimeError::Input(format!("{}: {why}", path.display())))
+    Err(InputError::Invalid(format!("{}: {why}", path.display())))
 }
 
 fn normalize_tokens(sentence: &str) -> String {
@@ -161,7 +161,7 @@ fn normalize_tokens(sentence: &str) -> String {
 /// An STS Benchmark csv: tab-separated, score in column 5, sentences in 6 and 7 (from 1).
 /// `tokenized`: SentEval's copy, whose sentences are whitespace-tokenized (joined by spaces);
 /// the raw csv is taken as it is.
-pub fn read_stsb(path: &Path, tokenized: bool) -> Result<Vec<Pair>, RuntimeError> {
+pub fn read_stsb(path: &Path, tokenized: bool) -> Result<Vec<Pair>, InputError> {
     lines(path)?
         .iter()
         .enumerate()
@@ -178,7 +178,7 @@ pub fn read_stsb(path: &Path, tokenized: bool) -> Result<Vec<Pair>, RuntimeError
 }
 
 /// SICK: a header row, then pair id, sentence A, sentence B, relatedness score, ...
-pub fn read_sick(path: &Path) -> Result<Vec<Pair>, RuntimeError> {
+pub fn read_sick(path: &Path) -> Result<Vec<Pair>, InputError> {
     lines(path)?
         .iter()
         .enumerate()
@@ -195,7 +195,7 @@ pub fn read_sick(path: &Path) -> Result<Vec<Pair>, RuntimeError> {
 }
 
 /// Three columns: sentence 1, sentence 2, a score (Chinese STS-B) or a 0/1 label (LCQMC, PAWS-X).
-pub fn read_pairs(path: &Path) -> Result<Vec<Pair>, RuntimeError> {
+pub fn read_pairs(path: &Path) -> Result<Vec<Pair>, InputError> {
     lines(path)?
         .iter()
         .enumerate()
@@ -220,13 +220,13 @@ pub struct DataDirs {
 
 impl TaskSpec {
     /// The folder the task's files sit in, or why it cannot be known.
-    pub fn folder(&self, dirs: &DataDirs) -> Result<PathBuf, RuntimeError> {
+    pub fn folder(&self, dirs: &DataDirs) -> Result<PathBuf, InputError> {
         let (root, flag) = match self.root {
             Root::SentEval => (&dirs.senteval, "--senteval-dir"),
             Root::Zh => (&dirs.zh, "--zh-dir"),
             Root::RawStsb => (&dirs.raw_stsb, "--stsb-raw-dir"),
         };
-        let root = root.as_ref().ok_or_else(|| RuntimeError::Input(format!("task {} needs {flag}", self.name)))?;
+        let root = root.as_ref().ok_or_else(|| InputError::Invalid(format!("task {} needs {flag}", self.name)))?;
         Ok(match self.layout {
             Layout::SentEvalYear { folder, .. } => root.join("downstream/STS").join(folder),
             Layout::StsBenchmark { folder } => root.join(folder),
@@ -264,11 +264,11 @@ impl TaskSpec {
         !(matches!(self.layout, Layout::SentEvalYear { .. }) && mode == Mode::Dev)
     }
 
-    pub fn load(&self, dirs: &DataDirs, mode: Mode) -> Result<Task, RuntimeError> {
+    pub fn load(&self, dirs: &DataDirs, mode: Mode) -> Result<Task, InputError> {
         let folder = self.folder(dirs)?;
         let missing: Vec<String> = self.files(mode).into_iter().map(|(_, f)| f).filter(|f| !folder.join(f).is_file()).collect();
         if !missing.is_empty() {
-            return Err(RuntimeError::Input(format!(
+            return Err(InputError::Invalid(format!(
                 "task {}: {} lacks {}; it must hold {}",
                 self.name,
                 folder.display(),

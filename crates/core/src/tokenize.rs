@@ -3,8 +3,8 @@
 //! (`vocab.txt`: BERT's WordPiece; `vocab.json` + `merges.txt`: byte-level BPE, with RoBERTa's
 //! `<s> ... </s>` or GPT-2's nothing around it).
 
-use crate::RuntimeError;
-use simcse_core::ModelConfig;
+use crate::InputError;
+use crate::ModelConfig;
 use std::path::{Path, PathBuf};
 use tokenizers::models::bpe::BPE;
 use tokenizers::models::wordpiece::WordPiece;
@@ -33,12 +33,12 @@ pub struct SentenceTokenizer {
 }
 
 impl SentenceTokenizer {
-    pub fn load(dir: &Path, config: &ModelConfig, max_length: usize) -> Result<SentenceTokenizer, RuntimeError> {
+    pub fn load(dir: &Path, config: &ModelConfig, max_length: usize) -> Result<SentenceTokenizer, InputError> {
         if max_length < 2 {
-            return Err(RuntimeError::Input(format!("max length {max_length} leaves no room for a sentence")));
+            return Err(InputError::Invalid(format!("max length {max_length} leaves no room for a sentence")));
         }
         let (mut tokenizer, source) = build(dir, config)?;
-        let error = |why: String| RuntimeError::Tokenizer { path: source.clone(), why };
+        let error = |why: String| InputError::Tokenizer { path: source.clone(), why };
         tokenizer.with_padding(None);
         tokenizer
             .with_truncation(Some(TruncationParams {
@@ -69,11 +69,11 @@ impl SentenceTokenizer {
         self.tokenizer.get_vocab_size(true)
     }
 
-    pub fn tokenize(&self, sentences: &[&str]) -> Result<Vec<Tokens>, RuntimeError> {
+    pub fn tokenize(&self, sentences: &[&str]) -> Result<Vec<Tokens>, InputError> {
         let encodings = self
             .tokenizer
             .encode_batch(sentences.to_vec(), true)
-            .map_err(|e| RuntimeError::Tokenizer { path: self.source.clone(), why: e.to_string() })?;
+            .map_err(|e| InputError::Tokenizer { path: self.source.clone(), why: e.to_string() })?;
         Ok(encodings
             .iter()
             .map(|e| Tokens {
@@ -84,10 +84,10 @@ impl SentenceTokenizer {
     }
 }
 
-fn build(dir: &Path, config: &ModelConfig) -> Result<(Tokenizer, PathBuf), RuntimeError> {
+fn build(dir: &Path, config: &ModelConfig) -> Result<(Tokenizer, PathBuf), InputError> {
     let json = dir.join("tokenizer.json");
     if json.is_file() {
-        let tokenizer = Tokenizer::from_file(&json).map_err(|e| RuntimeError::Tokenizer { path: json.clone(), why: e.to_string() })?;
+        let tokenizer = Tokenizer::from_file(&json).map_err(|e| InputError::Tokenizer { path: json.clone(), why: e.to_string() })?;
         return Ok((tokenizer, json));
     }
     let vocab_txt = dir.join("vocab.txt");
@@ -98,15 +98,15 @@ fn build(dir: &Path, config: &ModelConfig) -> Result<(Tokenizer, PathBuf), Runti
     if vocab_json.is_file() && merges.is_file() {
         return Ok((byte_level_bpe(&vocab_json, &merges, config)?, vocab_json));
     }
-    Err(RuntimeError::Tokenizer {
+    Err(InputError::Tokenizer {
         path: dir.into(),
         why: "no tokenizer files: expected tokenizer.json, vocab.txt (WordPiece) or vocab.json + merges.txt (BPE)".into(),
     })
 }
 
 /// transformers' `BertTokenizer`: lower-casing per `tokenizer_config.json` (default on).
-fn wordpiece(vocab: &Path, dir: &Path) -> Result<Tokenizer, RuntimeError> {
-    let error = |why: String| RuntimeError::Tokenizer { path: vocab.into(), why };
+fn wordpiece(vocab: &Path, dir: &Path) -> Result<Tokenizer, InputError> {
+    let error = |why: String| InputError::Tokenizer { path: vocab.into(), why };
     let lowercase = std::fs::read_to_string(dir.join("tokenizer_config.json"))
         .ok()
         .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
@@ -131,8 +131,8 @@ fn wordpiece(vocab: &Path, dir: &Path) -> Result<Tokenizer, RuntimeError> {
 }
 
 /// transformers' `RobertaTokenizer` / `GPT2Tokenizer`: byte-level BPE without a prefix space.
-fn byte_level_bpe(vocab: &Path, merges: &Path, config: &ModelConfig) -> Result<Tokenizer, RuntimeError> {
-    let error = |why: String| RuntimeError::Tokenizer { path: vocab.into(), why };
+fn byte_level_bpe(vocab: &Path, merges: &Path, config: &ModelConfig) -> Result<Tokenizer, InputError> {
+    let error = |why: String| InputError::Tokenizer { path: vocab.into(), why };
     let model = BPE::from_file(&vocab.to_string_lossy(), &merges.to_string_lossy())
         .build()
         .map_err(|e| error(e.to_string()))?;
