@@ -6,7 +6,7 @@ use crate::net::Net;
 use crate::onnx::graph::{float, int, MS_DOMAIN};
 use crate::onnx::proto::ElemType;
 use crate::ExportError;
-use simcse_models::ops::{Activation, Attention, Embeddings, Linear, Norm, PositionIds, Qkv, TokenTypes, WeightLayout};
+use simcse_models::ops::{Activation, Attention, Embeddings, Linear, Norm, PositionIds, Qkv, TokenTypes};
 
 fn int32(net: &mut Net, x: &str) -> String {
     net.g.op("Cast", &[x], vec![("to", int(ElemType::Int32 as i64))])
@@ -15,15 +15,15 @@ fn int32(net: &mut Net, x: &str) -> String {
 /// EmbedLayerNormalization: words + positions + segments, then LayerNorm, in one op.
 pub fn embed_layer_norm(net: &mut Net, e: &Embeddings<String>, norm: &Norm) -> Result<String, ExportError> {
     let ids = int32(net, e.ids);
-    let words = net.weight(&e.words.name, &[e.words.rows, e.words.dim])?;
-    let mut position_table = net.w.get(&e.positions.name, &[e.positions.rows, e.positions.dim])?;
-    let gamma = net.weight(&format!("{}.weight", norm.name), &[norm.hidden])?;
-    let beta = net.weight(&format!("{}.bias", norm.name), &[norm.hidden])?;
+    let words = net.weight(&e.words.name, &e.words.dims())?;
+    let mut position_table = net.w.get(&e.positions.name, &e.positions.dims())?;
+    let gamma = net.weight(&norm.weight(), &[norm.hidden])?;
+    let beta = net.weight(&norm.bias(), &[norm.hidden])?;
     let (segments, segment_table) = match &e.token_types {
-        Some((table, TokenTypes::Ids(types))) => (int32(net, types), net.weight(&table.name, &[table.rows, table.dim])?),
+        Some((table, TokenTypes::Ids(types))) => (int32(net, types), net.weight(&table.name, &table.dims())?),
         Some((table, TokenTypes::AllZero)) => {
             // Type 0 everywhere: its row is folded into the position table (both are added).
-            let row = net.w.get(&table.name, &[table.rows, table.dim])?.row(0);
+            let row = net.w.get(&table.name, &table.dims())?.row(0);
             for position in position_table.values.chunks_exact_mut(table.dim) {
                 position.iter_mut().zip(&row.values).for_each(|(p, t)| *p += t);
             }
@@ -61,8 +61,7 @@ pub fn attention(net: &mut Net, x: &str, qkv: &Qkv, mask_i32: &str, causal: bool
             let mut packed_w = vec![0f32; h * 3 * h];
             let mut packed_b = Vec::with_capacity(3 * h);
             for (part, linear) in [query, key, value].into_iter().enumerate() {
-                let stored = net.w.get(&linear.weight(), &linear.weight_dims())?;
-                let w = if linear.layout == WeightLayout::OutIn { stored.transposed() } else { stored };
+                let w = net.matmul_matrix(linear)?;
                 for r in 0..h {
                     packed_w[r * 3 * h + part * h..r * 3 * h + (part + 1) * h].copy_from_slice(&w.values[r * h..(r + 1) * h]);
                 }
@@ -100,8 +99,8 @@ pub fn linear_activation(net: &mut Net, x: &str, linear: &Linear, activation: Ac
 fn skip_layer_norm_outputs(net: &mut Net, x: &str, linear: &Linear, skip: &str, norm: &Norm, with_sum: bool) -> Result<Vec<String>, ExportError> {
     let (w, b) = net.linear_weights(linear)?;
     let y = net.g.op("MatMul", &[x, &w], vec![]);
-    let gamma = net.weight(&format!("{}.weight", norm.name), &[norm.hidden])?;
-    let beta = net.weight(&format!("{}.bias", norm.name), &[norm.hidden])?;
+    let gamma = net.weight(&norm.weight(), &[norm.hidden])?;
+    let beta = net.weight(&norm.bias(), &[norm.hidden])?;
     Ok(net.g.op_outputs(
         MS_DOMAIN,
         "SkipLayerNormalization",

@@ -6,7 +6,7 @@
 use crate::fused;
 use crate::onnx::graph::{elem_type, float, int, ints, Graph, Precision};
 use crate::onnx::proto::ElemType;
-use crate::weights::Weights;
+use crate::weights::{Array, Weights};
 use crate::ExportError;
 use simcse_models::ops::{Activation, Attention, Embeddings, Linear, Norm, Ops, PositionIds, Qkv, Table, WeightLayout};
 use simcse_models::plain;
@@ -53,12 +53,17 @@ impl<'w> Net<'w> {
     }
 
     /// The [in, out] matrix (as MatMul takes it) and the bias of a projection, in `precision`.
-    pub fn linear_weights_in(&mut self, linear: &Linear, precision: Precision) -> Result<(String, String), ExportError> {
+    /// A projection's matrix as MatMul takes it, [in, out], whatever the checkpoint's layout.
+    pub(crate) fn matmul_matrix(&self, linear: &Linear) -> Result<Array, ExportError> {
         let stored = self.w.get(&linear.weight(), &linear.weight_dims())?;
-        let w = match linear.layout {
+        Ok(match linear.layout {
             WeightLayout::OutIn => stored.transposed(),
             WeightLayout::InOut => stored,
-        };
+        })
+    }
+
+    pub fn linear_weights_in(&mut self, linear: &Linear, precision: Precision) -> Result<(String, String), ExportError> {
+        let w = self.matmul_matrix(linear)?;
         let w = self.g.weight(&linear.weight(), &w.dims, w.values, precision);
         let b = self.w.get(&linear.bias(), &[linear.outputs])?;
         let b = self.g.weight(&linear.bias(), &b.dims, b.values, precision);
@@ -67,6 +72,13 @@ impl<'w> Net<'w> {
 
     pub fn linear_weights(&mut self, linear: &Linear) -> Result<(String, String), ExportError> {
         self.linear_weights_in(linear, self.precision)
+    }
+
+    /// x W + b with the weights in `precision`.
+    fn projection(&mut self, x: &str, linear: &Linear, precision: Precision) -> Result<String, ExportError> {
+        let (w, b) = self.linear_weights_in(linear, precision)?;
+        let y = self.g.op("MatMul", &[x, &w], vec![]);
+        Ok(self.g.op("Add", &[&y, &b], vec![]))
     }
 
     pub fn from_f32(&mut self, x: &str) -> String {
@@ -141,12 +153,12 @@ impl Ops for Net<'_> {
     }
 
     fn embedding(&mut self, ids: &String, table: &Table) -> Result<String, ExportError> {
-        let t = self.weight(&table.name, &[table.rows, table.dim])?;
+        let t = self.weight(&table.name, &table.dims())?;
         Ok(self.g.op("Gather", &[&t, ids], vec![("axis", int(0))]))
     }
 
     fn embedding_row(&mut self, table: &Table, row: usize) -> Result<String, ExportError> {
-        let values = self.w.get(&table.name, &[table.rows, table.dim])?.row(row);
+        let values = self.w.get(&table.name, &table.dims())?.row(row);
         Ok(self.g.weight(&format!("{}.row{row}", table.name), &[table.dim], values.values, self.precision))
     }
 
@@ -154,7 +166,7 @@ impl Ops for Net<'_> {
         match positions {
             PositionIds::FromZero => {
                 // Rows 0..seq of the table.
-                let t = self.weight(&table.name, &[table.rows, table.dim])?;
+                let t = self.weight(&table.name, &table.dims())?;
                 let len = self.seq_len(ids);
                 let zero = self.g.ints(&[0], &[1]);
                 let axis = self.g.ints(&[0], &[1]);
@@ -168,20 +180,16 @@ impl Ops for Net<'_> {
     }
 
     fn linear(&mut self, x: &String, linear: &Linear) -> Result<String, ExportError> {
-        let (w, b) = self.linear_weights(linear)?;
-        let y = self.g.op("MatMul", &[x, &w], vec![]);
-        Ok(self.g.op("Add", &[&y, &b], vec![]))
+        self.projection(x, linear, self.precision)
     }
 
     fn linear_f32(&mut self, x: &String, linear: &Linear) -> Result<String, ExportError> {
-        let (w, b) = self.linear_weights_in(linear, Precision::F32)?;
-        let y = self.g.op("MatMul", &[x, &w], vec![]);
-        Ok(self.g.op("Add", &[&y, &b], vec![]))
+        self.projection(x, linear, Precision::F32)
     }
 
     fn layer_norm(&mut self, x: &String, norm: &Norm) -> Result<String, ExportError> {
-        let gamma = self.weight_f32(&format!("{}.weight", norm.name), &[norm.hidden])?;
-        let beta = self.weight_f32(&format!("{}.bias", norm.name), &[norm.hidden])?;
+        let gamma = self.weight_f32(&norm.weight(), &[norm.hidden])?;
+        let beta = self.weight_f32(&norm.bias(), &[norm.hidden])?;
         let x = self.to_f32(x);
         let attributes = vec![("axis", int(-1)), ("epsilon", float(norm.eps))];
         let y = self.g.op("LayerNormalization", &[&x, &gamma, &beta], attributes);

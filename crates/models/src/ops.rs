@@ -65,6 +65,14 @@ impl Norm {
     pub fn new(name: impl Into<String>, hidden: usize, eps: f32) -> Norm {
         Norm { name: name.into(), hidden, eps }
     }
+
+    pub fn weight(&self) -> String {
+        format!("{}.weight", self.name)
+    }
+
+    pub fn bias(&self) -> String {
+        format!("{}.bias", self.name)
+    }
 }
 
 /// An embedding table [rows, dim] stored as `name` (the tensor's full name).
@@ -78,6 +86,10 @@ pub struct Table {
 impl Table {
     pub fn new(name: impl Into<String>, rows: usize, dim: usize) -> Table {
         Table { name: name.into(), rows, dim }
+    }
+
+    pub fn dims(&self) -> [usize; 2] {
+        [self.rows, self.dim]
     }
 }
 

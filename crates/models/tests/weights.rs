@@ -33,7 +33,7 @@ impl Ops for Recorder {
 
     fn share(&self, _: &()) {}
     fn embedding(&mut self, _: &(), table: &Table) -> Result<(), Self::Error> {
-        self.ask(table.name.clone(), &[table.rows, table.dim]);
+        self.ask(table.name.clone(), &table.dims());
         Ok(())
     }
     fn embedding_row(&mut self, table: &Table, row: usize) -> Result<(), Self::Error> {
@@ -52,8 +52,8 @@ impl Ops for Recorder {
         Ok(())
     }
     fn layer_norm(&mut self, _: &(), norm: &Norm) -> Result<(), Self::Error> {
-        self.ask(format!("{}.weight", norm.name), &[norm.hidden]);
-        self.ask(format!("{}.bias", norm.name), &[norm.hidden]);
+        self.ask(norm.weight(), &[norm.hidden]);
+        self.ask(norm.bias(), &[norm.hidden]);
         Ok(())
     }
     fn attention_mask(&mut self, _: &(), _: bool) {}

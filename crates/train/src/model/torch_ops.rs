@@ -60,7 +60,7 @@ impl Torch<'_> {
     }
 
     fn table(&mut self, table: &Table) -> Tensor {
-        self.variable(&table.name, &[table.rows, table.dim], Init::Randn { mean: 0.0, stdev: 1.0 })
+        self.variable(&table.name, &table.dims(), Init::Randn { mean: 0.0, stdev: 1.0 })
     }
 
     fn half(&self) -> Option<Kind> {
@@ -110,8 +110,8 @@ impl Ops for Torch<'_> {
     }
 
     fn layer_norm(&mut self, x: &Tensor, norm: &Norm) -> Result<Tensor, Infallible> {
-        let weight = self.variable(&format!("{}.weight", norm.name), &[norm.hidden], Init::Const(1.0));
-        let bias = self.variable(&format!("{}.bias", norm.name), &[norm.hidden], Init::Const(0.0));
+        let weight = self.variable(&norm.weight(), &[norm.hidden], Init::Const(1.0));
+        let bias = self.variable(&norm.bias(), &[norm.hidden], Init::Const(0.0));
         Ok(x.layer_norm([norm.hidden as i64], Some(&weight), Some(&bias), norm.eps as f64, true))
     }
 
