@@ -31,6 +31,8 @@ enum Command {
     Eval(cli::eval::EvalArgs),
     /// Semantic search over a corpus (SimCSE's tool): exact, or approximate with HNSW
     Search(cli::search::SearchArgs),
+    /// Serve an encoder over HTTP: text-embeddings-inference's routes, OpenAI's /v1/embeddings, /search
+    Serve(cli::serve::ServeArgs),
     /// Show what this binary runs on and was built with: libtorch and CUDA, ONNX Runtime, tract
     Env,
 }
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         Command::Encode(args) => cli::encode::run(args).map(|_| ExitCode::SUCCESS),
         Command::Eval(args) => cli::eval::run(args).map(|_| ExitCode::SUCCESS),
         Command::Search(args) => cli::search::run(args).map(|_| ExitCode::SUCCESS),
+        Command::Serve(args) => cli::serve::run(args).map(|_| ExitCode::SUCCESS),
         Command::Env => cli::env::run().map(|_| ExitCode::SUCCESS),
     };
     match result {

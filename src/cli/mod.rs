@@ -6,6 +6,7 @@ pub mod encode;
 pub mod eval;
 pub mod export;
 pub mod search;
+pub mod serve;
 #[cfg(feature = "train")]
 pub mod train;
 #[cfg(feature = "train")]

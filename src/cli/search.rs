@@ -8,7 +8,7 @@ use clap::Args;
 use simcse_runtime::search::{check_search, HnswParams, SearchIndex};
 use simcse_runtime::tool::{SimCse, DEFAULT_THRESHOLD, DEFAULT_TOP_K};
 use simcse_runtime::Encoder;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(Debug, Args)]
@@ -61,28 +61,12 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.output {
         crate::cli::check_writable(path)?;
     }
-    if let Some(dir) = &args.index {
-        anyhow::ensure!(!dir.is_file(), "--index {}: a file; give a directory for the index", dir.display());
-        simcse_core::atomic::existing_parent(dir)?;
-    }
+    check_index_dir(args.index.as_deref())?;
     let corpus = args.corpus.as_ref().map(|p| read_sentences(p)).transpose()?;
     let encoder = Encoder::open(&args.model_dir, &args.encoder.options()).with_context(|| format!("opening {}", args.model_dir.display()))?;
     print_notes(&encoder);
-    let fingerprint = encoder.fingerprint()?;
     let mut tool = SimCse::new(encoder);
-    let started = Instant::now();
-    match load_index(&args, corpus.as_ref(), &fingerprint)? {
-        Some(index) => tool.index = Some(index),
-        None => {
-            let (lines, sentences) = corpus.context("no index to load: give --corpus to build one")?;
-            tool.build_index_at(sentences, lines, None)?;
-            errln!("encoded {} corpus sentences in {:.1} s", tool.index.as_ref().unwrap().len(), started.elapsed().as_secs_f64());
-            if let Some(dir) = &args.index {
-                tool.index.as_ref().unwrap().save(dir, &[(ENCODER_KEY, fingerprint.clone())])?;
-                errln!("index saved to {}", dir.display());
-            }
-        }
-    }
+    open_index(&mut tool, corpus, args.index.as_deref())?;
     if args.approximate {
         let params = HnswParams { ef_search: args.ef_search, ..Default::default() };
         tool.index.as_mut().unwrap().build_approximate(params);
@@ -114,6 +98,35 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Checks `--index DIR` before any work: a directory, or where one can be made.
+pub fn check_index_dir(dir: Option<&Path>) -> anyhow::Result<()> {
+    if let Some(dir) = dir {
+        anyhow::ensure!(!dir.is_file(), "--index {}: a file; give a directory for the index", dir.display());
+        simcse_core::atomic::existing_parent(dir)?;
+    }
+    Ok(())
+}
+
+/// Gives `tool` its index: the one saved in `index_dir` where it matches the encoder and the
+/// corpus, else the corpus encoded (and saved to `index_dir`, where given).
+pub fn open_index(tool: &mut SimCse, corpus: Option<(Vec<usize>, Vec<String>)>, index_dir: Option<&Path>) -> anyhow::Result<()> {
+    let fingerprint = tool.encoder.fingerprint()?;
+    if let Some(index) = load_index(index_dir, corpus.as_ref(), &fingerprint)? {
+        tool.index = Some(index);
+        return Ok(());
+    }
+    let started = Instant::now();
+    let (lines, sentences) = corpus.context("no index to load: give --corpus to build one")?;
+    tool.build_index_at(sentences, lines, None)?;
+    let index = tool.index.as_ref().expect("just built");
+    errln!("encoded {} corpus sentences in {:.1} s", index.len(), started.elapsed().as_secs_f64());
+    if let Some(dir) = index_dir {
+        index.save(dir, &[(ENCODER_KEY, fingerprint)])?;
+        errln!("index saved to {}", dir.display());
+    }
+    Ok(())
+}
+
 /// The metadata key of the encoder's fingerprint in a saved index.
 const ENCODER_KEY: &str = "encoder_sha256";
 
@@ -121,8 +134,8 @@ const ENCODER_KEY: &str = "encoder_sha256";
 /// tokenizer and truncation, wherever they live) and holds the same corpus. Where the corpus
 /// is given, an index that is stale or unreadable is rebuilt (with a note); without it, that
 /// is an error.
-fn load_index(args: &SearchArgs, corpus: Option<&(Vec<usize>, Vec<String>)>, fingerprint: &str) -> anyhow::Result<Option<SearchIndex>> {
-    let Some(dir) = &args.index else { return Ok(None) };
+fn load_index(dir: Option<&Path>, corpus: Option<&(Vec<usize>, Vec<String>)>, fingerprint: &str) -> anyhow::Result<Option<SearchIndex>> {
+    let Some(dir) = dir else { return Ok(None) };
     if !dir.join(simcse_runtime::search::EMBEDDINGS_FILE).is_file() {
         return Ok(None);
     }

@@ -13,7 +13,8 @@ use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::processors::bert::BertProcessing;
 use tokenizers::processors::roberta::RobertaProcessing;
-use tokenizers::{AddedToken, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+pub use tokenizers::TruncationDirection;
+use tokenizers::{AddedToken, Tokenizer, TruncationParams, TruncationStrategy};
 
 /// One sentence's tokens, unpadded, special tokens included.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,17 @@ pub struct Tokens {
     pub type_ids: Vec<i64>,
 }
 
+/// One token of a sentence, for display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Piece {
+    pub id: u32,
+    pub text: String,
+    pub special: bool,
+    /// Where in the sentence it came from, in bytes: `start..stop`.
+    pub span: Option<(usize, usize)>,
+}
+
+#[derive(Clone)]
 pub struct SentenceTokenizer {
     tokenizer: Tokenizer,
     /// The id padding positions get. RoBERTa's position ids depend on it; for others the
@@ -67,6 +79,50 @@ impl SentenceTokenizer {
 
     pub fn vocab_size(&self) -> usize {
         self.tokenizer.get_vocab_size(true)
+    }
+
+    /// The same tokenizer truncating at `max_length` from `direction`'s end, or not at all
+    /// (`None`): a server counts a sentence's tokens before it decides to truncate.
+    pub fn truncating(&self, max_length: Option<usize>, direction: TruncationDirection) -> Result<SentenceTokenizer, InputError> {
+        let mut copy = self.clone();
+        let params = max_length.map(|max_length| TruncationParams { max_length, strategy: TruncationStrategy::LongestFirst, stride: 0, direction });
+        copy.tokenizer.with_truncation(params).map_err(|e| InputError::Tokenizer { path: self.source.clone(), why: e.to_string() })?;
+        if let Some(max_length) = max_length {
+            copy.max_length = max_length;
+        }
+        Ok(copy)
+    }
+
+    /// One sentence's tokens, special tokens included.
+    pub fn tokenize_one(&self, sentence: &str) -> Result<Tokens, InputError> {
+        let encoding = self.encode(sentence, true)?;
+        Ok(Tokens {
+            ids: encoding.get_ids().iter().map(|&i| i as i64).collect(),
+            type_ids: encoding.get_type_ids().iter().map(|&i| i as i64).collect(),
+        })
+    }
+
+    /// Each token of a sentence with the byte span of the sentence it came from (`None` for
+    /// special tokens), as text-embeddings-inference's `/tokenize` shows them.
+    pub fn pieces(&self, sentence: &str, add_special_tokens: bool) -> Result<Vec<Piece>, InputError> {
+        let encoding = self.encode(sentence, add_special_tokens)?;
+        let pieces = encoding.get_ids().iter().zip(encoding.get_offsets()).zip(encoding.get_special_tokens_mask()).zip(encoding.get_tokens());
+        Ok(pieces
+            .map(|(((&id, &(start, stop)), &special), token)| {
+                if special == 1 {
+                    Piece { id, text: token.clone(), special: true, span: None }
+                } else {
+                    let text = String::from_utf8_lossy(sentence.as_bytes().get(start..stop).unwrap_or_default()).into_owned();
+                    Piece { id, text, special: false, span: Some((start, stop)) }
+                }
+            })
+            .collect())
+    }
+
+    fn encode(&self, sentence: &str, add_special_tokens: bool) -> Result<tokenizers::Encoding, InputError> {
+        self.tokenizer
+            .encode(sentence, add_special_tokens)
+            .map_err(|e| InputError::Tokenizer { path: self.source.clone(), why: e.to_string() })
     }
 
     pub fn tokenize(&self, sentences: &[&str]) -> Result<Vec<Tokens>, InputError> {

@@ -240,19 +240,21 @@ impl Encoder {
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Embeddings, RuntimeError> {
         let tokens = self.tokenizer.tokenize(sentences)?;
+        let (pad_id, batch_size, dim) = (self.tokenizer.pad_id, self.batch_size, self.info.hidden_size);
+        embed_in_length_order(&tokens, pad_id, batch_size, dim, &mut |batch| self.embed_batch(batch), progress)
+    }
+
+    /// One forward pass: [batch.size, hidden] row-major.
+    pub fn embed_batch(&mut self, batch: &Batch) -> Result<Vec<f32>, RuntimeError> {
+        let output = self.backend.embed(batch)?;
         let dim = self.info.hidden_size;
-        let (backend, onnx) = (&mut self.backend, &self.onnx);
-        let mut embed_batch = |batch: &Batch| -> Result<Vec<f32>, RuntimeError> {
-            let output = backend.embed(batch)?;
-            if output.len() != batch.size * dim {
-                return Err(RuntimeError::BadModel {
-                    path: onnx.clone(),
-                    why: format!("returned {} values for {} sentences of {dim} dimensions", output.len(), batch.size),
-                });
-            }
-            Ok(output)
-        };
-        embed_in_length_order(&tokens, self.tokenizer.pad_id, self.batch_size, dim, &mut embed_batch, progress)
+        if output.len() != batch.size * dim {
+            return Err(RuntimeError::BadModel {
+                path: self.onnx.clone(),
+                why: format!("returned {} values for {} sentences of {dim} dimensions", output.len(), batch.size),
+            });
+        }
+        Ok(output)
     }
 }
 
