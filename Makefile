@@ -10,7 +10,7 @@ export SIMCSE_SENTEVAL_DIR ?= $(abspath ../shared/data/senteval)
 export SIMCSE_ZH_DIR ?= $(abspath ../shared/data/zh)
 BENCH_CHECKPOINT := target/bench/bert-base
 
-.PHONY: setup build slim demo test bench-convert bench-encode bench-export bench-eval bench-search bench-startup clean-demo
+.PHONY: setup build slim demo test bench-convert bench-encode bench-export bench-eval bench-search bench-startup bench-serve clean-demo
 
 setup:
 	scripts/setup.sh
@@ -57,6 +57,15 @@ bench-startup: build slim
 	mkdir -p target/bench
 	test -f target/bench/minilm/model.onnx || ($(SIMCSE) convert -q assets/all-MiniLM-L6-v2 target/bench/minilm --overwrite && $(SIMCSE) export target/bench/minilm)
 	$(SIMCSE_BENCH) startup target/bench/minilm
+
+# simcse serve against infinity-emb (scripts/setup_bench_serve.sh) on the demo's model, with
+# STS-B dev sentences; about 15 minutes (two 5-minute soaks).
+bench-serve: demo
+	scripts/setup.sh --reference
+	scripts/setup_bench_serve.sh
+	mkdir -p target/bench
+	cut -f6,7 $(SIMCSE_SENTEVAL_DIR)/downstream/STS/STSBenchmark/sts-dev.csv | tr '\t' '\n' > target/bench/stsb-dev-sentences.txt
+	$(SIMCSE_BENCH) serve target/demo/all-MiniLM-L6-v2 --sentences target/bench/stsb-dev-sentences.txt
 
 bench-search: build
 	$(SIMCSE_BENCH) search --sizes 100000,1000000

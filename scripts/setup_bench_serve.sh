@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The Python servers `make bench-serve` measures simcse serve against: infinity-emb (torch engine,
-# CPU) and the `openai` client, in .venv-serve. They need numpy<2, so they get their own
-# environment; torch, transformers and sentence-transformers come from .venv (the reference stack,
-# scripts/setup.sh --reference) through a .pth file rather than a second 4 GB install.
+# What `make bench-serve` measures simcse serve against: infinity-emb (torch engine, CPU), and
+# the clients that must work against simcse serve unchanged (`openai`, huggingface_hub's
+# InferenceClient for TEI), in .venv-serve. infinity-emb 0.0.77 needs numpy<2, transformers 4
+# (it calls batch_encode_plus), huggingface_hub<1 (HfFolder) and click<8.2 (typer), which the
+# reference stack has moved past, so these go in their own environment; torch comes from .venv
+# (scripts/setup.sh --reference) through a .pth file rather than a second 4 GB install.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 VENV=.venv-serve
@@ -14,5 +16,6 @@ fi
 site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 reference=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "$reference" > "$site/simcse-reference.pth"
-"$VENV/bin/pip" install --quiet --disable-pip-version-check "infinity-emb[server]==0.0.77" "openai==1.109.1" "numpy<2"
+"$VENV/bin/pip" install --quiet --disable-pip-version-check "infinity-emb[server]==0.0.77" "openai==1.109.1" "numpy<2" \
+  "transformers==4.57.1" "sentence-transformers==5.1.2" "huggingface_hub==0.36.2" "click==8.1.8"
 "$VENV/bin/python" -c "import openai, infinity_emb, torch; print('infinity-emb', infinity_emb.__version__, 'torch', torch.__version__, 'openai', openai.__version__)"

@@ -12,6 +12,7 @@ mod export;
 mod latency;
 mod process;
 mod search;
+mod serve;
 mod startup;
 mod train;
 
@@ -40,6 +41,8 @@ enum BenchCommand {
     Latency(latency::LatencyBenchArgs),
     /// Exact and HNSW search over random unit vectors: queries/s and recall@k
     Search(search::SearchBenchArgs),
+    /// `simcse serve` against infinity-emb on loopback: sentences/s, p50/p99, overload, soak memory
+    Serve(serve::ServeBenchArgs),
     /// Start-up time and peak RSS of `simcse --help` and a small `simcse encode`, default build beside slim
     Startup(startup::StartupBenchArgs),
     /// SimCSE training steps/s and memory on synthetic batches, beside PyTorch eager (AMP)
@@ -68,6 +71,7 @@ fn run(which: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Export(args) => export::run(args),
         BenchCommand::Latency(args) => latency::run(args),
         BenchCommand::Search(args) => search::run(args),
+        BenchCommand::Serve(args) => serve::run(args),
         BenchCommand::Startup(args) => startup::run(args),
         BenchCommand::Train(args) => train::run(args),
         BenchCommand::EncodeWorker(args) => encode::worker(args),

@@ -96,7 +96,8 @@ pub struct AppState {
     pub options: ServeOptions,
     pub info: simcse_runtime::ModelInfo,
     pub backend: String,
-    pub tokenizers: Tokenizers,
+    /// Shared by the tokenization workers: a copy per request would cost more than the work.
+    pub tokenizers: Arc<Tokenizers>,
     pub queue: Queue,
     pub metrics: Arc<Metrics>,
     pub healthy: Arc<AtomicBool>,
@@ -127,7 +128,7 @@ impl AppState {
     ) -> AppState {
         let in_flight = Arc::new(Semaphore::new(options.max_concurrent_requests));
         let tokenizing = Arc::new(Semaphore::new(options.tokenization_workers));
-        AppState { options, info, backend, tokenizers, queue, metrics, healthy, index: index.map(Arc::new), in_flight, tokenizing }
+        AppState { options, info, backend, tokenizers: Arc::new(tokenizers), queue, metrics, healthy, index: index.map(Arc::new), in_flight, tokenizing }
     }
 
     pub fn default_truncation(&self, truncate: Option<bool>, direction: Option<TruncationDirection>) -> Truncation {

@@ -123,10 +123,10 @@ pub async fn tokenize(State(state): Shared, body: Body) -> Result<Response, ApiE
     no_prompts(&request.prompt_name)?;
     let sentences = texts(request.inputs)?;
     state.check_count(sentences.len())?;
-    let tokenizer = state.tokenizers.counting.clone();
+    let tokenizers = state.tokenizers.clone();
     let add_special = request.add_special_tokens;
     let pieces = tokio::task::spawn_blocking(move || {
-        sentences.iter().map(|s| tokenizer.pieces(s, add_special)).collect::<Result<Vec<_>, _>>()
+        sentences.iter().map(|s| tokenizers.counting.pieces(s, add_special)).collect::<Result<Vec<_>, _>>()
     })
     .await
     .map_err(|e| ApiError::new(crate::error::ErrorKind::Tokenizer, e.to_string()))?
