@@ -69,6 +69,34 @@ done
 spearman=$(python3 -c 'import json,sys; print(round(100 * json.load(open(sys.argv[1]))["tasks"][0]["subsets"][0]["spearman"], 2))' "$work/slim/eval.json")
 ok "convert, export, encode (ort, tract), eval, search: the same outputs (STS-B dev Spearman $spearman in both)"
 
+# simcse serve: the slim build answers /embed with what the default build answers.
+embed_over_http() {  # BINARY MODEL_DIR OUT: starts simcse serve on a free port, POSTs /embed, SIGTERMs it
+  local log=$work/serve-$(basename "$3").log
+  "$1" serve "$2" --port 0 --onnx "$2/../model.onnx" 2> "$log" &
+  local pid=$! port=
+  for _ in $(seq 600); do
+    port=$(sed -n 's#.*listening on http://[^ ]*:\([0-9]*\) .*#\1#p' "$log")
+    [ -n "$port" ] && break
+    kill -0 "$pid" 2> /dev/null || fail "simcse serve exited: $(cat "$log")"
+    sleep 0.1
+  done
+  [ -n "$port" ] || fail "simcse serve never listened: $(cat "$log")"
+  python3 - "$port" "$work/sentences.txt" "$3" <<'PY' || { kill "$pid"; fail "POST /embed failed"; }
+import json, sys, urllib.request
+port, sentences, out = sys.argv[1], open(sys.argv[2]).read().splitlines()[:32], sys.argv[3]
+request = urllib.request.Request(f"http://127.0.0.1:{port}/embed", json.dumps({"inputs": sentences}).encode(), {"Content-Type": "application/json"})
+open(out, "wb").write(urllib.request.urlopen(request).read())
+PY
+  kill -TERM "$pid"
+  wait "$pid" || fail "simcse serve did not exit 0 on SIGTERM: $(cat "$log")"
+}
+embed_over_http "$FULL" "$work/full/model" "$work/full/embed.json"
+embed_over_http "$SLIM" "$work/slim/model" "$work/slim/embed.json"
+cmp -s "$work/full/embed.json" "$work/slim/embed.json" || fail "/embed answers differ between the builds"
+python3 -c 'import json,sys; rows = json.load(open(sys.argv[1])); assert len(rows) == 32 and len(rows[0]) == 384, (len(rows), len(rows[0]))' "$work/slim/embed.json" \
+  || fail "/embed answered the wrong shape"
+ok "serve: /embed of 32 sentences the same in both builds; SIGTERM exits 0"
+
 # What needs libtorch says so, and fails.
 expect_refusal() {
   local what=$1
