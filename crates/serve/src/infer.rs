@@ -138,6 +138,11 @@ impl AppState {
     /// The embeddings of `inputs` as the graph gives them (normalized where it normalizes).
     pub async fn embed(&self, inputs: Vec<Input>, truncation: Truncation) -> Result<Embeddings, ApiError> {
         self.check_count(inputs.len())?;
+        self.embed_counted(inputs, truncation).await
+    }
+
+    /// `embed` for inputs whose number the caller has checked.
+    pub async fn embed_counted(&self, inputs: Vec<Input>, truncation: Truncation) -> Result<Embeddings, ApiError> {
         let _permits = self
             .in_flight
             .clone()

@@ -2,7 +2,7 @@
 //! `/health`, `/metrics`), OpenAI's `/v1/embeddings`, and SimCSE's `/search`.
 
 use crate::error::{body_rejection, parse_body, ApiError, OpenAiError};
-use crate::infer::{finish, AppState, Embeddings, Truncation};
+use crate::infer::{finish, AppState, Embeddings};
 use crate::metrics::{method, Stages};
 use crate::request::{texts, EmbedRequest, OpenAiRequest, SearchRequest, SimilarityRequest, TokenizeRequest};
 use axum::body::Bytes;
@@ -97,25 +97,13 @@ pub async fn similarity(State(state): Shared, body: Body) -> Result<Response, Ap
     let truncation = state.default_truncation(truncate, truncation_direction.map(Into::into));
     let mut all = vec![crate::infer::Input::Text(inputs.source_sentence)];
     all.extend(inputs.sentences.into_iter().map(crate::infer::Input::Text));
-    // The source sentence rides along with the list: one more input than the client's batch.
-    let (mut embeddings, started) = counted(&state, "batch", embed_allowing_one_more(&state, all, truncation)).await?;
+    // The source sentence rides along: the client's batch is the list of sentences.
+    let (mut embeddings, started) = counted(&state, "batch", state.embed_counted(all, truncation)).await?;
     finish(&mut embeddings.rows, None, true, state.info.normalize);
     let (source, others) = embeddings.rows.split_first().expect("the source sentence");
     let scores: Vec<f32> = others.iter().map(|row| simcse_runtime::similarity::cosine(source, row)).collect();
     record(&state, "batch", started, &embeddings);
     Ok(timed(scores, started, &embeddings.stages, embeddings.tokens))
-}
-
-async fn embed_allowing_one_more(state: &AppState, inputs: Vec<crate::infer::Input>, truncation: Truncation) -> Result<Embeddings, ApiError> {
-    let (source, rest) = inputs.split_at(1);
-    let (head, tail) = tokio::join!(state.embed(source.to_vec(), truncation), state.embed(rest.to_vec(), truncation));
-    let (mut head, tail) = (head?, tail?);
-    head.rows.extend(tail.rows);
-    head.tokens += tail.tokens;
-    head.stages.queue = head.stages.queue.max(tail.stages.queue);
-    head.stages.inference = head.stages.inference.max(tail.stages.inference);
-    head.stages.tokenization = head.stages.tokenization.max(tail.stages.tokenization);
-    Ok(head)
 }
 
 pub async fn tokenize(State(state): Shared, body: Body) -> Result<Response, ApiError> {
@@ -143,6 +131,35 @@ pub async fn tokenize(State(state): Shared, body: Body) -> Result<Response, ApiE
     Ok(Json(body).into_response())
 }
 
+/// OpenAI's embeddings response, serialized as it is built (f32 printed as f32).
+#[derive(serde::Serialize)]
+struct OpenAiResponse<'a> {
+    object: &'static str,
+    data: Vec<OpenAiEmbedding<'a>>,
+    model: &'a str,
+    usage: OpenAiUsage,
+}
+
+#[derive(serde::Serialize)]
+struct OpenAiEmbedding<'a> {
+    object: &'static str,
+    embedding: EmbeddingData<'a>,
+    index: usize,
+}
+
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum EmbeddingData<'a> {
+    Float(&'a [f32]),
+    Base64(String),
+}
+
+#[derive(serde::Serialize)]
+struct OpenAiUsage {
+    prompt_tokens: usize,
+    total_tokens: usize,
+}
+
 pub async fn openai_embeddings(State(state): Shared, body: Body) -> Result<Response, OpenAiError> {
     let request: OpenAiRequest = read(&state, body)?;
     let base64 = match request.encoding_format.as_deref() {
@@ -158,26 +175,22 @@ pub async fn openai_embeddings(State(state): Shared, body: Body) -> Result<Respo
     let (mut embeddings, started) = counted(&state, method, state.embed(request.input.items, truncation)).await?;
     finish(&mut embeddings.rows, request.dimensions, true, state.info.normalize);
     record(&state, method, started, &embeddings);
-    let data: Vec<Value> = embeddings
+    let data: Vec<OpenAiEmbedding> = embeddings
         .rows
         .iter()
         .enumerate()
         .map(|(index, row)| {
             let embedding = if base64 {
                 let bytes: Vec<u8> = row.iter().flat_map(|v| v.to_le_bytes()).collect();
-                Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+                EmbeddingData::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
             } else {
-                json!(row)
+                EmbeddingData::Float(row)
             };
-            json!({ "object": "embedding", "embedding": embedding, "index": index })
+            OpenAiEmbedding { object: "embedding", embedding, index }
         })
         .collect();
-    let body = json!({
-        "object": "list",
-        "data": data,
-        "model": state.options.model_id,
-        "usage": { "prompt_tokens": embeddings.tokens, "total_tokens": embeddings.tokens },
-    });
+    let usage = OpenAiUsage { prompt_tokens: embeddings.tokens, total_tokens: embeddings.tokens };
+    let body = OpenAiResponse { object: "list", data, model: &state.options.model_id, usage };
     Ok(timed(body, started, &embeddings.stages, embeddings.tokens))
 }
 
