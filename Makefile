@@ -10,7 +10,7 @@ export SIMCSE_SENTEVAL_DIR ?= $(abspath ../shared/data/senteval)
 export SIMCSE_ZH_DIR ?= $(abspath ../shared/data/zh)
 BENCH_CHECKPOINT := target/bench/bert-base
 
-.PHONY: setup build slim demo test bench-convert bench-encode bench-export bench-eval bench-search bench-startup bench-serve clean-demo
+.PHONY: setup build slim wheel demo test bench-convert bench-encode bench-export bench-eval bench-search bench-startup bench-serve bench-python clean-demo
 
 setup:
 	scripts/setup.sh
@@ -19,11 +19,18 @@ build: setup
 	$(CARGO) build --release -p simcse -p simcse-bench
 
 # The deployment build: the same CLI without libtorch (no `train`, no libtorch half of
-# `export --verify`), left at target/slim/simcse. Needs no LIBTORCH to compile.
+# `export --verify`), left at target/slim/simcse. Needs no LIBTORCH to compile. The Python
+# extension is built beside it, so that `make wheel` finds every dependency compiled.
+SLIM_FEATURES := --no-default-features --features simcse/ort,simcse/tract,simcse-python/extension-module
 slim:
-	$(CARGO) build --release --no-default-features --features ort,tract --target-dir target/slim-build
+	$(CARGO) build --release -p simcse -p simcse-python $(SLIM_FEATURES) --target-dir target/slim-build
 	mkdir -p target/slim
 	cp target/slim-build/release/simcse target/slim/simcse.tmp && mv target/slim/simcse.tmp target/slim/simcse
+
+# The Python package (python/, PyO3 + maturin): target/wheels/simcse_rs-*.whl, abi3 for
+# CPython 3.9+. No ONNX Runtime path is baked in: the package finds the `onnxruntime` wheel's.
+wheel: setup
+	cd python && SIMCSE_ORT_DYLIB= ../.venv/bin/maturin build --release --quiet --out ../target/wheels --target-dir ../target/slim-build
 
 demo: build
 	scripts/demo.sh
@@ -67,6 +74,20 @@ bench-serve: build
 	test -f target/bench/minilm/model.onnx || ($(SIMCSE) convert -q assets/all-MiniLM-L6-v2 target/bench/minilm --overwrite && $(SIMCSE) export target/bench/minilm)
 	cut -f6,7 $(SIMCSE_SENTEVAL_DIR)/downstream/STS/STSBenchmark/sts-dev.csv | tr '\t' '\n' > target/bench/stsb-dev-sentences.txt
 	$(SIMCSE_BENCH) serve target/bench/minilm --sentences target/bench/stsb-dev-sentences.txt
+
+# simcse_rs.SimCSE (the wheel, scripts/python_venv.sh) against SimCSE's own tool (simcse==0.4,
+# installed --no-deps beside the reference stack) and sentence-transformers, on STS-B test
+# sentences; the model directory has a [CLS] graph exported beforehand, which the other two ignore.
+bench-python: build
+	scripts/setup.sh --reference
+	.venv/bin/pip install --quiet --disable-pip-version-check --no-deps simcse==0.4
+	scripts/python_venv.sh
+	mkdir -p target/bench
+	test -f target/bench/minilm-cls/model.onnx || (rm -rf target/bench/minilm-cls && cp -r assets/all-MiniLM-L6-v2 target/bench/minilm-cls \
+	  && printf '{"pooler": "cls", "max_seq_length": 128, "normalize": false}\n' > target/bench/minilm-cls/simcse.json \
+	  && $(SIMCSE) export target/bench/minilm-cls)
+	cut -f6,7 $(SIMCSE_SENTEVAL_DIR)/downstream/STS/STSBenchmark/sts-test.csv | tr '\t' '\n' > target/bench/stsb-test-sentences.txt
+	.venv/bin/python bench/python/python_api.py target/bench/minilm-cls target/bench/stsb-test-sentences.txt
 
 bench-search: build
 	$(SIMCSE_BENCH) search --sizes 100000,1000000

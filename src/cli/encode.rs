@@ -56,6 +56,7 @@ impl EncoderArgs {
             max_length: self.max_length,
             onnx: self.onnx.clone(),
             threads: self.threads,
+            pooler: None,
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::tokenize::SentenceTokenizer;
 use crate::Embeddings;
 use crate::RuntimeError;
 use simcse_core::architecture::Architecture;
-use simcse_core::{ModelDir, Needs};
+use simcse_core::{ModelDir, Needs, Pooler};
 use simcse_core::Optimize;
 use simcse_export::{export, ExportOptions};
 use std::path::{Path, PathBuf};
@@ -43,7 +43,15 @@ fn graph_of(dir: &ModelDir, options: &EncoderOptions, notes: &mut Vec<String>) -
         if !onnx.is_file() {
             return Err(RuntimeError::BadModel { path: onnx.clone(), why: "no such file".into() });
         }
-        if is_stale(&ModelInfo::read(onnx)?, dir)? {
+        let info = ModelInfo::read(onnx)?;
+        if let Some(pooler) = options.pooler.filter(|&pooler| pooler != info.pooler) {
+            return Err(RuntimeError::Input(format!(
+                "{} pools with {}, not {pooler}: leave out the ONNX file to have a graph exported with {pooler}",
+                onnx.display(),
+                info.pooler
+            )));
+        }
+        if is_stale(&info, dir)? {
             notes.push(format!(
                 "warning: {} was exported from other weights than {} holds now; run `simcse export` again to match them",
                 onnx.display(),
@@ -55,10 +63,18 @@ fn graph_of(dir: &ModelDir, options: &EncoderOptions, notes: &mut Vec<String>) -
     let default = dir.path.join(simcse_export::ONNX_FILE);
     let (mut export_options, why) = if default.is_file() {
         let info = ModelInfo::read(&default)?;
-        if !is_stale(&info, dir)? {
-            return Ok((default, None));
+        let stale = is_stale(&info, dir)?;
+        match options.pooler.filter(|&pooler| pooler != info.pooler) {
+            None if !stale => return Ok((default, None)),
+            None => (export_options_of(&info), "was exported from other weights than the directory holds now (trained further since?)"),
+            Some(pooler) => {
+                let why = format!("pools with {}, not {pooler}", info.pooler);
+                return export_to_scratch(dir, ExportOptions { pooler: Some(pooler), ..export_options_of(&info) }, &why, notes);
+            }
         }
-        (export_options_of(&info), "was exported from other weights than the directory holds now (trained further since?)")
+    } else if let Some(pooler) = options.pooler {
+        // The directory's model.onnx is left to its own pooler.
+        return export_to_scratch(dir, ExportOptions { pooler: Some(pooler), ..Default::default() }, "did not exist", notes);
     } else {
         if !dir.weights().is_file() {
             return Err(RuntimeError::BadModel {
@@ -88,6 +104,28 @@ fn graph_of(dir: &ModelDir, options: &EncoderOptions, notes: &mut Vec<String>) -
         started.elapsed().as_secs_f64()
     ));
     Ok((path, scratch))
+}
+
+/// A graph with other options than the directory's own, exported into a temporary directory
+/// so that `model.onnx` stays as `simcse export` wrote it.
+fn export_to_scratch(
+    dir: &ModelDir,
+    mut export_options: ExportOptions,
+    why: &str,
+    notes: &mut Vec<String>,
+) -> Result<(PathBuf, Option<tempfile::TempDir>), RuntimeError> {
+    let started = Instant::now();
+    let scratch = tempfile::tempdir().map_err(|error| RuntimeError::Io { path: std::env::temp_dir(), error })?;
+    let path = scratch.path().join(simcse_export::ONNX_FILE);
+    export_options.output = Some(path.clone());
+    export(&dir.path, &export_options).map_err(|e| RuntimeError::Input(format!("exporting {}: {e}", dir.path.display())))?;
+    let pooler = export_options.pooler.map_or_else(String::new, |p| format!(" with pooler {p}"));
+    notes.push(format!(
+        "note: {} {why}: exported a graph{pooler} into a temporary directory in {:.1} s",
+        dir.path.join(simcse_export::ONNX_FILE).display(),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok((path, Some(scratch)))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,11 +158,14 @@ pub struct EncoderOptions {
     pub onnx: Option<PathBuf>,
     /// CPU threads for ONNX Runtime [default: one per core].
     pub threads: Option<usize>,
+    /// A pooler other than the graph's: a graph pooling so is exported into a temporary
+    /// directory (the model directory's `model.onnx` is left as it is).
+    pub pooler: Option<Pooler>,
 }
 
 impl Default for EncoderOptions {
     fn default() -> Self {
-        EncoderOptions { backend: BackendKind::Ort, device: Device::Cpu, batch_size: 64, max_length: None, onnx: None, threads: None }
+        EncoderOptions { backend: BackendKind::Ort, device: Device::Cpu, batch_size: 64, max_length: None, onnx: None, threads: None, pooler: None }
     }
 }
 
@@ -135,6 +176,7 @@ pub const MAX_THREADS: usize = 256;
 
 pub struct Encoder {
     pub tokenizer: SentenceTokenizer,
+    arch: Architecture,
     pub info: ModelInfo,
     pub onnx: PathBuf,
     backend: Box<dyn Backend>,
@@ -201,7 +243,7 @@ impl Encoder {
                 tract_backend(&onnx, &info)?
             }
         };
-        Ok(Encoder { tokenizer, info, onnx, backend, batch_size: options.batch_size, notes, _scratch: scratch })
+        Ok(Encoder { tokenizer, arch, info, onnx, backend, batch_size: options.batch_size, notes, _scratch: scratch })
     }
 
     /// A digest of everything that decides the embeddings: the graph's bytes (and its external
@@ -223,6 +265,30 @@ impl Encoder {
         }
         hasher.update((self.tokenizer.max_length as u64).to_le_bytes());
         Ok(simcse_core::model_dir::hex(&hasher.finalize()))
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Sentences per forward pass from now on, checked as `--batch-size` is.
+    pub fn set_batch_size(&mut self, batch_size: usize) -> Result<(), RuntimeError> {
+        check_options(&EncoderOptions { batch_size, ..Default::default() })?;
+        self.batch_size = batch_size;
+        Ok(())
+    }
+
+    /// Truncates sentences to `max_length` tokens from now on (within the position table).
+    pub fn set_max_length(&mut self, max_length: usize) -> Result<(), RuntimeError> {
+        if max_length == self.tokenizer.max_length {
+            return Ok(());
+        }
+        if max_length < 2 {
+            return Err(RuntimeError::Input(format!("max length {max_length} leaves no room for a sentence")));
+        }
+        self.arch.check_length(max_length, "max_length").map_err(RuntimeError::Input)?;
+        self.tokenizer = self.tokenizer.truncating(Some(max_length), crate::tokenize::TruncationDirection::Right)?;
+        Ok(())
     }
 
     pub fn describe(&self) -> String {

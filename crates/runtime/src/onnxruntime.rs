@@ -36,25 +36,38 @@ impl OrtRuntime {
     }
 }
 
-/// The candidates, in order: `ORT_DYLIB_PATH`, the library beside the executable, the one the
-/// build was configured with.
+/// A library the embedding program found (the Python package finds the `onnxruntime` wheel's).
+static PREFERRED: OnceLock<PathBuf> = OnceLock::new();
+
+/// Tries `path` before the library beside the executable and the built-in one; it must be
+/// called before the first `load()`. `ORT_DYLIB_PATH` still comes first. False if too late.
+pub fn prefer_library(path: PathBuf) -> bool {
+    PREFERRED.set(path).is_ok() && LOADED.get().is_none()
+}
+
+/// The candidates, in order: `ORT_DYLIB_PATH`, the preferred library, the library beside the
+/// executable, the one the build was configured with (none where built with it empty).
 fn candidates() -> Vec<PathBuf> {
     let mut paths = Vec::new();
     if let Some(path) = std::env::var_os("ORT_DYLIB_PATH") {
         paths.push(PathBuf::from(path));
     }
+    if let Some(path) = PREFERRED.get() {
+        paths.push(path.clone());
+    }
     if let Some(dir) = std::env::current_exe().ok().as_deref().and_then(Path::parent) {
         paths.push(dir.join("libonnxruntime.so"));
     }
-    if let Some(path) = BUILT_WITH {
+    if let Some(path) = BUILT_WITH.filter(|path| !path.is_empty()) {
         paths.push(PathBuf::from(path));
     }
     paths
 }
 
 /// Loads ONNX Runtime once per process; later calls return the same runtime (or error).
+static LOADED: OnceLock<Result<OrtRuntime, OrtLoadError>> = OnceLock::new();
+
 pub fn load() -> Result<&'static OrtRuntime, OrtLoadError> {
-    static LOADED: OnceLock<Result<OrtRuntime, OrtLoadError>> = OnceLock::new();
     LOADED.get_or_init(load_first_found).as_ref().map_err(Clone::clone)
 }
 
