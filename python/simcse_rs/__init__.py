@@ -13,7 +13,7 @@ import glob
 import importlib.util
 import os
 
-from . import _native
+from . import _args, _native
 from ._native import POOLERS, Index, __version__
 
 __all__ = ["SimCSE", "Encoder", "Index", "POOLERS", "default_backend", "onnxruntime_library", "__version__"]
@@ -70,9 +70,21 @@ class Encoder(_native.Encoder):
             device=device,
             backend=backend or default_backend(),
             pooler=pooler,
-            batch_size=batch_size,
-            max_length=max_length,
-            threads=threads,
+            batch_size=_args.batch_size(batch_size),
+            max_length=_args.max_length(max_length),
+            threads=_args.threads(threads),
+        )
+
+    def encode(self, sentences, *, batch_size=None, max_length=None):
+        """Embeddings of a list of sentences, ``[len(sentences), dim]`` float32; ``batch_size``
+        and ``max_length`` change the encoder's from this call on."""
+        sentences, single = _args.sentences_of(sentences, "sentences")
+        if single:
+            raise ValueError("sentences must be a list of str (for one sentence: [sentence])")
+        return super().encode(
+            sentences,
+            batch_size=None if batch_size is None else _args.batch_size(batch_size),
+            max_length=_args.max_length(max_length),
         )
 
 

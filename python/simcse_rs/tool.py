@@ -14,31 +14,14 @@ Where it differs, on purpose (README.md, "Python"):
 
 import logging
 import os
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 
-from . import Encoder, Index, POOLERS, _native, default_backend
+from . import Encoder, Index, POOLERS, _args, _native, default_backend
+from ._args import positive_int as _positive_int, sentences_of as _sentences_of
 
 logger = logging.getLogger(__name__)
-
-
-def _sentences_of(sentence, what="sentence"):
-    """``(list of sentences, whether one str was given)``; anything else is a ValueError."""
-    if isinstance(sentence, str):
-        return [sentence], True
-    if isinstance(sentence, (list, tuple)):
-        for i, item in enumerate(sentence):
-            if not isinstance(item, str):
-                raise ValueError(f"{what}[{i}] is a {type(item).__name__}, not a str: {what} must be a str or a list of str")
-        return list(sentence), False
-    raise ValueError(f"{what} must be a str or a list of str, not {type(sentence).__name__}")
-
-
-def _positive_int(name, value, least=1):
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < least:
-        raise ValueError(f"{name} must be an int of at least {least}, not {value!r}")
-    return int(value)
 
 
 def _unit_rows(vectors):
@@ -77,9 +60,11 @@ class SimCSE(object):
                 pooler = "cls_before_pooler"
             else:
                 pooler = "cls"
+        self.num_cells = _positive_int("num_cells", num_cells)
+        self.num_cells_in_search = _positive_int("num_cells_in_search", num_cells_in_search)
         self.model_name_or_path = path
         self.backend = backend or default_backend()
-        self.threads = threads
+        self.threads = _args.threads(threads)
         self._requested_pooler = pooler
         self._encoders = {}
         if device is None:
@@ -90,8 +75,6 @@ class SimCSE(object):
 
         self.index = None
         self.is_faiss_index = False
-        self.num_cells = _positive_int("num_cells", num_cells)
-        self.num_cells_in_search = _positive_int("num_cells_in_search", num_cells_in_search)
 
     def _encoder(self, device):
         device = self.device if device is None else device
@@ -109,8 +92,8 @@ class SimCSE(object):
         ``[n, dim]``, float32. ``return_numpy`` is accepted for SimCSE's sake: the result is
         a numpy array either way."""
         sentences, single_sentence = _sentences_of(sentence)
-        batch_size = _positive_int("batch_size", batch_size)
-        max_length = _positive_int("max_length", max_length, least=2)
+        batch_size = _args.batch_size(batch_size)
+        max_length = _args.max_length(max_length)
         encoder = self._encoder(device)
         if not normalize_to_unit and encoder.normalizes:
             raise ValueError(
@@ -185,6 +168,7 @@ class SimCSE(object):
         if isinstance(threshold, bool) or not isinstance(threshold, Real):
             raise ValueError(f"threshold must be a number, not {threshold!r}")
         top_k = _positive_int("top_k", top_k)
+        top_k = min(top_k, max(len(self.index["sentences"]), 1))  # no more hits than sentences
         query_vecs = self.encode(queries, device=device, normalize_to_unit=True, keepdim=True, return_numpy=True)
         hits = self.index["index"].search(np.ascontiguousarray(query_vecs, dtype=np.float32).tobytes(), top_k, float(threshold))
         sentences = self.index["sentences"]

@@ -243,6 +243,8 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(onnxruntime_library, module)?)?;
     module.add_function(wrap_pyfunction!(onnxruntime_has_cuda, module)?)?;
     module.add("POOLERS", Pooler::ALL.iter().map(|p| p.name()).collect::<Vec<_>>())?;
+    module.add("MAX_BATCH_SIZE", simcse_runtime::encoder::MAX_BATCH_SIZE)?;
+    module.add("MAX_THREADS", simcse_runtime::encoder::MAX_THREADS)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -196,6 +196,8 @@ def test_empty_input(tools):
         (lambda t: t.encode("a", batch_size=2.5), ValueError, "batch_size must be an int"),
         (lambda t: t.encode("a", max_length=1), ValueError, "max_length must be an int of at least 2"),
         (lambda t: t.encode("a", max_length=100_000), ValueError, "past the model's position table"),
+        (lambda t: t.encode("a", max_length=10**20), ValueError, "max_length 100000000000000000000 is out of range"),
+        (lambda t: t.encode("a", batch_size=10**6), ValueError, "batch_size 1000000 is out of range: 1 to 16384"),
         (lambda t: t.encode("a", device="tpu"), ValueError, "is not cpu, cuda or cuda:N"),
         (lambda t: t.encode("a", device="cuda"), RuntimeError, "CUDA"),
         (lambda t: t.similarity("a", np.zeros(7, dtype=np.float32)), ValueError, "Incompatible dimension"),
@@ -227,6 +229,19 @@ def test_bad_search_arguments(model_dir):
     with pytest.raises(ValueError, match="threshold must be a number"):
         tool.search("a", threshold="high")
     assert tool.search("A man plays a guitar.", threshold=0.99)[0][0] == "A man plays a guitar."
+    assert len(tool.search("A man plays a guitar.", threshold=-1, top_k=10**30)) == 2
+
+
+def test_bad_encoder_arguments(model_dir):
+    encoder = simcse_rs.Encoder(model_dir, pooler="cls")
+    with pytest.raises(ValueError, match=r"sentences must be a list of str \(for one sentence"):
+        encoder.encode("A man plays a guitar.")
+    with pytest.raises(ValueError, match=r"sentences\[0\] is a int"):
+        encoder.encode([1])
+    with pytest.raises(ValueError, match="threads must be an int of at least 1, not 0"):
+        simcse_rs.Encoder(model_dir, threads=0)
+    with pytest.raises(TypeError):
+        simcse_rs.Encoder(model_dir, "cpu")  # keyword arguments only, as documented
 
 
 @pytest.mark.parametrize(
