@@ -89,11 +89,8 @@ fn graph_of(dir: &ModelDir, options: &EncoderOptions, notes: &mut Vec<String>) -
     let (path, scratch) = match export(&dir.path, &export_options) {
         Ok(_) => (default.clone(), None),
         Err(simcse_export::ExportError::Write(e)) => {
-            let scratch = tempfile::tempdir().map_err(|error| RuntimeError::Io { path: std::env::temp_dir(), error })?;
-            let path = scratch.path().join(simcse_export::ONNX_FILE);
             notes.push(format!("note: cannot write {} ({}); the graph goes in a temporary directory", default.display(), e.why));
-            export_options.output = Some(path.clone());
-            export(&dir.path, &export_options)?;
+            let (path, scratch) = export_into_tempdir(dir, &mut export_options)?;
             (path, Some(scratch))
         }
         Err(e) => return Err(RuntimeError::Input(format!("exporting {}: {e}", dir.path.display()))),
@@ -106,6 +103,16 @@ fn graph_of(dir: &ModelDir, options: &EncoderOptions, notes: &mut Vec<String>) -
     Ok((path, scratch))
 }
 
+/// Exports the directory's graph into a new temporary directory, which lives as long as the
+/// returned handle.
+fn export_into_tempdir(dir: &ModelDir, export_options: &mut ExportOptions) -> Result<(PathBuf, tempfile::TempDir), RuntimeError> {
+    let scratch = tempfile::tempdir().map_err(|error| RuntimeError::Io { path: std::env::temp_dir(), error })?;
+    let path = scratch.path().join(simcse_export::ONNX_FILE);
+    export_options.output = Some(path.clone());
+    export(&dir.path, export_options)?;
+    Ok((path, scratch))
+}
+
 /// A graph with other options than the directory's own, exported into a temporary directory
 /// so that `model.onnx` stays as `simcse export` wrote it.
 fn export_to_scratch(
@@ -115,10 +122,10 @@ fn export_to_scratch(
     notes: &mut Vec<String>,
 ) -> Result<(PathBuf, Option<tempfile::TempDir>), RuntimeError> {
     let started = Instant::now();
-    let scratch = tempfile::tempdir().map_err(|error| RuntimeError::Io { path: std::env::temp_dir(), error })?;
-    let path = scratch.path().join(simcse_export::ONNX_FILE);
-    export_options.output = Some(path.clone());
-    export(&dir.path, &export_options).map_err(|e| RuntimeError::Input(format!("exporting {}: {e}", dir.path.display())))?;
+    let (path, scratch) = export_into_tempdir(dir, &mut export_options).map_err(|error| match error {
+        RuntimeError::Export(e) => RuntimeError::Input(format!("exporting {}: {e}", dir.path.display())),
+        other => other,
+    })?;
     let pooler = export_options.pooler.map_or_else(String::new, |p| format!(" with pooler {p}"));
     notes.push(format!(
         "note: {} {why}: exported a graph{pooler} into a temporary directory in {:.1} s",
