@@ -20,7 +20,8 @@ const FP16_MIN_COSINE: f32 = 0.999;
 const MAX_LENGTH: usize = 16;
 
 const BERT_POOLERS: &[Pooler] = &[Pooler::Cls, Pooler::ClsBeforePooler, Pooler::Avg, Pooler::AvgTop2, Pooler::AvgFirstLast];
-const MODELS: &[(&str, &[Pooler])] = &[("bert", BERT_POOLERS), ("roberta", BERT_POOLERS), ("gpt2", &[Pooler::Avg, Pooler::Wavg])];
+const MODELS: &[(&str, &[Pooler])] =
+    &[("bert", BERT_POOLERS), ("roberta", BERT_POOLERS), ("mpnet", BERT_POOLERS), ("gpt2", &[Pooler::Avg, Pooler::Wavg])];
 
 fn encode(model_dir: &Path, onnx: &Path, backend: BackendKind, max_length: usize) -> Result<Vec<f32>, RuntimeError> {
     let options = EncoderOptions {

@@ -49,7 +49,8 @@ fn torch_forward_in(precision: Compute, dir: &Path, ids: &[i64], mask: &[i64], t
 #[test]
 fn forward_matches_transformers_for_every_pooler() {
     let bert_poolers = [Pooler::Cls, Pooler::ClsBeforePooler, Pooler::Avg, Pooler::AvgTop2, Pooler::AvgFirstLast];
-    for (model, poolers) in [("bert", &bert_poolers[..]), ("roberta", &bert_poolers[..]), ("gpt2", &[Pooler::Avg, Pooler::Wavg][..])] {
+    let models = [("bert", &bert_poolers[..]), ("roberta", &bert_poolers[..]), ("mpnet", &bert_poolers[..]), ("gpt2", &[Pooler::Avg, Pooler::Wavg][..])];
+    for (model, poolers) in models {
         let dir = fixture(&format!("encoders/{model}"));
         let expected_path = dir.join("expected.safetensors");
         let expected = load_f32(&expected_path);
@@ -80,7 +81,7 @@ fn forward_matches_transformers_for_every_pooler() {
 /// fp32 output, padding included: each pooled row's cosine with the reference.
 #[test]
 fn half_precision_forward_stays_close_to_transformers() {
-    for (model, pooler) in [("bert", Pooler::ClsBeforePooler), ("bert", Pooler::Avg), ("gpt2", Pooler::Wavg)] {
+    for (model, pooler) in [("bert", Pooler::ClsBeforePooler), ("bert", Pooler::Avg), ("mpnet", Pooler::Avg), ("gpt2", Pooler::Wavg)] {
         let dir = fixture(&format!("encoders/{model}"));
         let expected_path = dir.join("expected.safetensors");
         let expected = load_f32(&expected_path);

@@ -1,4 +1,4 @@
-//! The encoder architectures (BERT, RoBERTa, GPT-2) as the exporter and the trainer need
+//! The encoder architectures (BERT, RoBERTa, MPNet, GPT-2) as the exporter and the trainer need
 //! them: sizes, activation and special ids, read from a Hugging Face `config.json`.
 
 use crate::model_dir::{ModelConfig, Pooler};
@@ -59,10 +59,28 @@ pub struct Gpt2Spec {
     pub activation: Activation,
 }
 
+/// MPNet as transformers' `MPNetModel`: BERT's post-LayerNorm blocks, RoBERTa's positions,
+/// no token types, and one relative-position attention bias shared by every layer.
+#[derive(Debug, Clone)]
+pub struct MpnetSpec {
+    pub hidden: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub intermediate: usize,
+    pub vocab: usize,
+    pub max_positions: usize,
+    pub eps: f32,
+    pub activation: Activation,
+    pub pad_token_id: i64,
+    /// `relative_attention_num_buckets`: the bias table's rows (transformers reads the first 32).
+    pub relative_buckets: usize,
+}
+
 /// The architectures this project handles, read from `config.json`.
 #[derive(Debug, Clone)]
 pub enum Architecture {
     Bert(BertSpec),
+    Mpnet(MpnetSpec),
     Gpt2(Gpt2Spec),
 }
 
@@ -92,6 +110,25 @@ impl Architecture {
                 activation: activation("gelu")?,
                 pad_token_id: config.pad_token_id.unwrap_or(if config.model_type == "roberta" { 1 } else { 0 }),
             }),
+            "mpnet" => Architecture::Mpnet(MpnetSpec {
+                hidden,
+                layers: need(config.num_hidden_layers, "num_hidden_layers")?,
+                heads,
+                intermediate: need(config.intermediate_size, "intermediate_size")?,
+                vocab: need(config.vocab_size, "vocab_size")?,
+                max_positions: need(config.max_position_embeddings, "max_position_embeddings")?,
+                eps: config.layer_norm_eps.unwrap_or(1e-12) as f32,
+                activation: activation("gelu")?,
+                pad_token_id: config.pad_token_id.unwrap_or(1),
+                relative_buckets: match config.extra.get("relative_attention_num_buckets") {
+                    None => 32,
+                    Some(value) => value
+                        .as_u64()
+                        .filter(|&n| n >= 32)
+                        .map(|n| n as usize)
+                        .ok_or_else(|| bad(format!("config.json's relative_attention_num_buckets {value} is not a whole number of 32 or more (transformers always looks up 32 buckets)")))?,
+                },
+            }),
             "gpt2" => Architecture::Gpt2(Gpt2Spec {
                 hidden,
                 layers: need(config.num_hidden_layers, "n_layer")?,
@@ -102,7 +139,7 @@ impl Architecture {
                 eps: config.layer_norm_eps.unwrap_or(1e-5) as f32,
                 activation: activation("gelu_new")?,
             }),
-            other => return Err(bad(format!("model_type `{other}` is not supported (bert, roberta, gpt2 are)"))),
+            other => return Err(bad(format!("model_type `{other}` is not supported (bert, roberta, mpnet, gpt2 are)"))),
         };
         arch.check_sizes().map_err(bad)?;
         Ok(arch)
@@ -117,6 +154,7 @@ impl Architecture {
                 ("vocab_size", s.vocab),
                 ("type_vocab_size", s.type_vocab),
             ],
+            Architecture::Mpnet(s) => vec![("hidden_size", s.hidden), ("intermediate_size", s.intermediate), ("vocab_size", s.vocab)],
             Architecture::Gpt2(s) => vec![("n_embd", s.hidden), ("n_inner", s.inner), ("vocab_size", s.vocab)],
         };
         if let Some((field, _)) = sizes.iter().find(|(_, size)| *size == 0) {
@@ -131,16 +169,18 @@ impl Architecture {
     pub fn hidden(&self) -> usize {
         match self {
             Architecture::Bert(s) => s.hidden,
+            Architecture::Mpnet(s) => s.hidden,
             Architecture::Gpt2(s) => s.hidden,
         }
     }
 
-    /// The longest input in tokens the position table holds (RoBERTa numbers positions after
-    /// its padding index, so two fewer than `max_position_embeddings`).
+    /// The longest input in tokens the position table holds (RoBERTa and MPNet number positions
+    /// after their padding index, so two fewer than `max_position_embeddings`).
     pub fn max_tokens(&self) -> usize {
         match self {
             Architecture::Bert(s) if s.roberta => s.max_positions.saturating_sub(s.pad_token_id.max(0) as usize + 1),
             Architecture::Bert(s) => s.max_positions,
+            Architecture::Mpnet(s) => s.max_positions.saturating_sub(s.pad_token_id.max(0) as usize + 1),
             Architecture::Gpt2(s) => s.positions,
         }
     }
@@ -169,6 +209,7 @@ impl Architecture {
         match self {
             Architecture::Bert(s) if s.roberta => &["roberta."],
             Architecture::Bert(_) => &["bert."],
+            Architecture::Mpnet(_) => &["mpnet."],
             Architecture::Gpt2(_) => &["transformer."],
         }
     }

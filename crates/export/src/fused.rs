@@ -52,8 +52,17 @@ pub fn embed_layer_norm(net: &mut Net, e: &Embeddings<String>, norm: &Norm) -> R
 }
 
 /// Attention: the query, key and value projections side by side ([hidden, 3 hidden]), the
-/// heads, and the raw int32 mask (`unidirectional` for a causal model).
-pub fn attention(net: &mut Net, x: &str, qkv: &Qkv, mask_i32: &str, causal: bool, attention: &Attention) -> Result<String, ExportError> {
+/// heads, the raw int32 mask (`unidirectional` for a causal model) and the bias added to the
+/// scores where the model has one (its input `attention_bias`).
+pub fn attention(
+    net: &mut Net,
+    x: &str,
+    qkv: &Qkv,
+    mask_i32: &str,
+    position_bias: Option<&str>,
+    causal: bool,
+    attention: &Attention,
+) -> Result<String, ExportError> {
     let (w, b) = match qkv {
         Qkv::Packed(packed) => net.linear_weights(packed)?,
         Qkv::Separate { query, key, value } => {
@@ -78,7 +87,12 @@ pub fn attention(net: &mut Net, x: &str, qkv: &Qkv, mask_i32: &str, causal: bool
     if causal {
         attributes.push(("unidirectional", int(1)));
     }
-    Ok(net.g.ms_op("Attention", &[x, &w, &b, mask_i32], attributes))
+    let mut inputs = vec![x, &w, &b, mask_i32];
+    if let Some(bias) = position_bias {
+        // Input 4 is the past key/value cache, which an encoder has none of.
+        inputs.extend(["", bias]);
+    }
+    Ok(net.g.ms_op("Attention", &inputs, attributes))
 }
 
 /// activation(x W + b) as MatMul and BiasGelu / FastGelu.

@@ -8,7 +8,7 @@ use crate::onnx::graph::{elem_type, float, int, ints, Graph, Precision};
 use crate::onnx::proto::ElemType;
 use crate::weights::{Array, Weights};
 use crate::ExportError;
-use simcse_models::ops::{Activation, Attention, Embeddings, Linear, Norm, Ops, PositionIds, Qkv, Table, WeightLayout};
+use simcse_models::ops::{Activation, Attention, Embeddings, Linear, Norm, Ops, PositionIds, Qkv, RelativePositionBias, Table, WeightLayout};
 use simcse_models::plain;
 
 /// Added to the attention scores of masked positions (computed in f32, so any large negative
@@ -33,6 +33,9 @@ pub struct GraphMask {
     pub bias: Option<String>,
     /// The mask as int32, which ONNX Runtime's Attention op takes.
     pub int32: Option<String>,
+    /// [1, heads, seq, seq] added to every score besides the mask (MPNet's relative positions),
+    /// in the attention's precision.
+    pub position_bias: Option<String>,
 }
 
 impl<'w> Net<'w> {
@@ -108,18 +111,25 @@ impl<'w> Net<'w> {
         if !causal {
             return padding;
         }
-        let len = self.seq_len(mask);
+        let (rows, cols) = self.query_and_key_positions(mask);
+        let future = self.g.op("Greater", &[&cols, &rows], vec![]);
+        let future = self.g.op("Cast", &[&future], vec![("to", int(ElemType::Float as i64))]);
+        let future = self.g.op("Mul", &[&future, &masked], vec![]);
+        self.g.op("Add", &[&padding, &future], vec![])
+    }
+
+    /// 0..seq of a [batch, seq] input as a column [seq, 1] (the queries') and a row [1, seq]
+    /// (the keys'), which broadcast to the [seq, seq] grid of attention scores.
+    fn query_and_key_positions(&mut self, input: &str) -> (String, String) {
+        let len = self.seq_len(input);
         let scalar_shape = self.g.ints(&[], &[0]);
         let len = self.g.op("Reshape", &[&len, &scalar_shape], vec![]);
         let (zero, one) = (self.g.ints(&[0], &[]), self.g.ints(&[1], &[]));
         let range = self.g.op("Range", &[&zero, &len, &one], vec![]);
         let (col_axis, row_axis) = (self.g.ints(&[1], &[1]), self.g.ints(&[0], &[1]));
-        let rows = self.g.op("Unsqueeze", &[&range, &col_axis], vec![]);
-        let cols = self.g.op("Unsqueeze", &[&range, &row_axis], vec![]);
-        let future = self.g.op("Greater", &[&cols, &rows], vec![]);
-        let future = self.g.op("Cast", &[&future], vec![("to", int(ElemType::Float as i64))]);
-        let future = self.g.op("Mul", &[&future, &masked], vec![]);
-        self.g.op("Add", &[&padding, &future], vec![])
+        let queries = self.g.op("Unsqueeze", &[&range, &col_axis], vec![]);
+        let keys = self.g.op("Unsqueeze", &[&range, &row_axis], vec![]);
+        (queries, keys)
     }
 
     /// The sequence length of a [batch, seq] input as a 1-element int64 tensor.
@@ -202,7 +212,26 @@ impl Ops for Net<'_> {
         } else {
             (Some(self.attention_bias(mask, causal)), None)
         };
-        GraphMask { raw: mask.clone(), causal, bias, int32 }
+        GraphMask { raw: mask.clone(), causal, bias, int32, position_bias: None }
+    }
+
+    /// The buckets of the [seq, seq] offsets key - query, looked up in a table of every offset
+    /// the position table allows, then each bucket's value per head.
+    fn add_position_bias(&mut self, mut mask: GraphMask, ids: &String, bias: &RelativePositionBias) -> Result<GraphMask, ExportError> {
+        let offsets = bias.buckets_by_offset();
+        let buckets_by_offset = self.g.ints(&offsets, &[offsets.len()]);
+        let (queries, keys) = self.query_and_key_positions(ids);
+        let offset = self.g.op("Sub", &[&keys, &queries], vec![]);
+        let reach = self.g.ints(&[bias.longest as i64 - 1], &[]);
+        let index = self.g.op("Add", &[&offset, &reach], vec![]);
+        let buckets = self.g.op("Gather", &[&buckets_by_offset, &index], vec![("axis", int(0))]);
+        let table = self.weight_f32(&bias.table.name, &bias.table.dims())?;
+        let values = self.g.op("Gather", &[&table, &buckets], vec![("axis", int(0))]);
+        let values = self.g.op("Transpose", &[&values], vec![("perm", ints(&[2, 0, 1]))]);
+        let batch_axis = self.g.ints(&[0], &[1]);
+        let values = self.g.op("Unsqueeze", &[&values, &batch_axis], vec![]);
+        mask.position_bias = Some(if self.fused { self.from_f32(&values) } else { values });
+        Ok(mask)
     }
 
     /// The scores are normalized in f32.
@@ -224,7 +253,10 @@ impl Ops for Net<'_> {
         let scores = self.to_f32(&scores);
         let scale = self.g.scalar(1.0 / (head_dim as f32).sqrt(), Precision::F32);
         let scores = self.g.op("Mul", &[&scores, &scale], vec![]);
-        let scores = self.g.op("Add", &[&scores, &bias], vec![]);
+        let mut scores = self.g.op("Add", &[&scores, &bias], vec![]);
+        if let Some(position_bias) = &mask.position_bias {
+            scores = self.g.op("Add", &[&scores, position_bias], vec![]);
+        }
         let probs = self.g.op("Softmax", &[&scores], vec![("axis", int(-1))]);
         let probs = self.from_f32(&probs);
         let context = self.g.op("MatMul", &[&probs, &v], vec![]);
@@ -334,8 +366,8 @@ impl Ops for Net<'_> {
     fn self_attention(&mut self, x: &String, qkv: &Qkv, mask: &GraphMask, attention: &Attention) -> Result<String, ExportError> {
         match (self.fused, &mask.int32) {
             (true, Some(mask_i32)) => {
-                let mask_i32 = mask_i32.clone();
-                fused::attention(self, x, qkv, &mask_i32, mask.causal, attention)
+                let (mask_i32, position_bias) = (mask_i32.clone(), mask.position_bias.clone());
+                fused::attention(self, x, qkv, &mask_i32, position_bias.as_deref(), mask.causal, attention)
             }
             _ => plain::self_attention(self, x, qkv, mask, attention),
         }

@@ -1,4 +1,4 @@
-//! BERT, RoBERTa and GPT-2 and SimCSE's poolers, each written once against [`Ops`].
+//! BERT, RoBERTa, MPNet and GPT-2 and SimCSE's poolers, each written once against [`Ops`].
 //!
 //! As candle's `VarBuilder` hides where weights come from, [`Ops`] hides which engine runs:
 //! the trainer implements it with libtorch tensors (`simcse-train`), the exporter with ONNX
@@ -7,11 +7,12 @@
 
 mod bert;
 mod gpt2;
+mod mpnet;
 pub mod ops;
 pub mod plain;
 mod pooling;
 
-pub use ops::{Attention, Embeddings, Linear, Norm, Ops, PositionIds, Qkv, Table, TokenTypes, WeightLayout};
+pub use ops::{Attention, Embeddings, Linear, Norm, Ops, PositionIds, Qkv, RelativePositionBias, Table, TokenTypes, WeightLayout};
 pub use pooling::{pool, pooler_dense};
 
 use simcse_core::architecture::Architecture;
@@ -32,6 +33,7 @@ pub struct Inputs<'a, V> {
 pub fn encode<O: Ops + ?Sized>(ops: &mut O, arch: &Architecture, inputs: &Inputs<O::Value>) -> Result<Vec<O::Value>, O::Error> {
     match arch {
         Architecture::Bert(spec) => bert::encode(ops, spec, inputs),
+        Architecture::Mpnet(spec) => mpnet::encode(ops, spec, inputs),
         Architecture::Gpt2(spec) => gpt2::encode(ops, spec, inputs),
     }
 }

@@ -132,6 +132,47 @@ pub enum Qkv {
     Packed(Linear),
 }
 
+/// MPNet's attention bias: a learned value per head for each bucket of relative position
+/// (key position - query position), shared by every layer; as transformers'
+/// `MPNetEncoder.compute_position_bias`.
+#[derive(Debug, Clone)]
+pub struct RelativePositionBias {
+    /// [rows, heads]: a row per bucket (and maybe more, unused).
+    pub table: Table,
+    pub buckets: usize,
+    pub max_distance: usize,
+    /// The longest sequence: [`RelativePositionBias::buckets_by_offset`] covers every offset
+    /// between two of its positions.
+    pub longest: usize,
+}
+
+impl RelativePositionBias {
+    /// transformers' `relative_position_bucket`, its float steps in f32 as PyTorch computes
+    /// them: half the buckets for keys after the query; in each half, distances below a
+    /// quarter of the buckets get one each, longer ones share buckets on a log scale up to
+    /// `max_distance`.
+    pub fn bucket(&self, relative: i64) -> i64 {
+        let half = (self.buckets / 2) as i64;
+        let n = -relative;
+        let side = if n < 0 { half } else { 0 };
+        let n = n.abs();
+        let exact = half / 2;
+        if n < exact {
+            return side + n;
+        }
+        let log_ratio = (n as f32 / exact as f32).ln() / ((self.max_distance as f64 / exact as f64).ln() as f32);
+        let large = exact + (log_ratio * (half - exact) as f32) as i64;
+        side + large.min(half - 1)
+    }
+
+    /// The bucket of every offset from -(longest - 1) to longest - 1, in that order: the bucket
+    /// of query i and key j is entry j - i + longest - 1.
+    pub fn buckets_by_offset(&self) -> Vec<i64> {
+        let reach = self.longest as i64 - 1;
+        (-reach..=reach).map(|offset| self.bucket(offset)).collect()
+    }
+}
+
 /// Multi-head scaled dot-product attention's shape.
 #[derive(Debug, Clone, Copy)]
 pub struct Attention {
@@ -174,6 +215,9 @@ pub trait Ops {
 
     /// From the [batch, seq] 0/1 mask: padded keys (and, if `causal`, later ones) get no attention.
     fn attention_mask(&mut self, mask: &Self::Value, causal: bool) -> Self::Mask;
+    /// `mask` with the relative-position bias of `ids`' [seq, seq] positions added to every
+    /// head's scores (MPNet).
+    fn add_position_bias(&mut self, mask: Self::Mask, ids: &Self::Value, bias: &RelativePositionBias) -> Result<Self::Mask, Self::Error>;
     /// softmax(q kᵀ / sqrt(head_dim) + mask) v, per head, heads merged back.
     fn attention(&mut self, q: &Self::Value, k: &Self::Value, v: &Self::Value, mask: &Self::Mask, attention: &Attention) -> Self::Value;
 

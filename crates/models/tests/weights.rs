@@ -4,7 +4,7 @@
 
 use simcse_core::architecture::Architecture;
 use simcse_core::{ModelDir, Pooler};
-use simcse_models::ops::{Activation, Attention, Linear, Norm, Ops, PositionIds, Table};
+use simcse_models::ops::{Activation, Attention, Linear, Norm, Ops, PositionIds, RelativePositionBias, Table};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -57,6 +57,10 @@ impl Ops for Recorder {
         Ok(())
     }
     fn attention_mask(&mut self, _: &(), _: bool) {}
+    fn add_position_bias(&mut self, _: (), _: &(), bias: &RelativePositionBias) -> Result<(), Self::Error> {
+        self.ask(bias.table.name.clone(), &bias.table.dims());
+        Ok(())
+    }
     fn attention(&mut self, _: &(), _: &(), _: &(), _: &(), attention: &Attention) {
         assert_eq!(attention.hidden % attention.heads, 0);
     }
@@ -99,7 +103,7 @@ fn checkpoint_tensors(path: &Path) -> BTreeMap<String, Vec<usize>> {
 
 #[test]
 fn descriptions_ask_for_exactly_transformers_weights() {
-    for (model, pooler) in [("bert", Pooler::Cls), ("roberta", Pooler::Cls), ("gpt2", Pooler::Wavg)] {
+    for (model, pooler) in [("bert", Pooler::Cls), ("roberta", Pooler::Cls), ("mpnet", Pooler::Cls), ("gpt2", Pooler::Wavg)] {
         let dir = fixture(model);
         let config = ModelDir::new(&dir).config().unwrap();
         let arch = Architecture::from_config(&config, &dir.join("config.json")).unwrap();

@@ -26,6 +26,15 @@ pub struct Inputs {
     pub token_types: Tensor,
 }
 
+/// `--do-mlm` needs BERT's or RoBERTa's masked-language-model head.
+pub fn check_mlm(arch: &Architecture) -> anyhow::Result<()> {
+    match arch {
+        Architecture::Bert(_) => Ok(()),
+        Architecture::Gpt2(_) => anyhow::bail!("--do-mlm: GPT-2 has no masked-language-model head; train it without MLM"),
+        Architecture::Mpnet(_) => anyhow::bail!("--do-mlm is not supported for MPNet (its MLM head is not written yet); train it without MLM"),
+    }
+}
+
 impl SimcseModel {
     /// A model whose variables are all freshly initialized (see `load` / `init_random`).
     pub fn new(device: tch::Device, arch: &Architecture, pooler: Pooler, mlp_only_train: bool, do_mlm: bool) -> anyhow::Result<SimcseModel> {
@@ -35,7 +44,7 @@ impl SimcseModel {
         let mlm = match (do_mlm, arch) {
             (false, _) => None,
             (true, Architecture::Bert(spec)) => Some(MlmHead::new(&vs.root(), spec)),
-            (true, Architecture::Gpt2(_)) => anyhow::bail!("--do-mlm: GPT-2 has no masked-language-model head; train it without MLM"),
+            (true, other) => return Err(check_mlm(other).expect_err("only BERT and RoBERTa have an MLM head")),
         };
         Ok(SimcseModel { vs, arch: arch.clone(), encoder, pooler, mlp_only_train, mlm })
     }

@@ -2,7 +2,7 @@
 //! `Compute::Half` the products and attention run in half precision.
 
 use super::{product, Compute};
-use simcse_models::ops::{Activation, Attention, Linear, Norm, Ops, PositionIds, Table, WeightLayout};
+use simcse_models::ops::{Activation, Attention, Linear, Norm, Ops, PositionIds, RelativePositionBias, Table, WeightLayout};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use tch::nn::{self, Init};
@@ -132,6 +132,19 @@ impl Ops for Torch<'_> {
             None => bias,
             Some(kind) => bias.clamp_min(-65504.0).to_kind(kind),
         }
+    }
+
+    /// [batch, heads, seq, seq]: the bias of the bucket of each (query, key) offset.
+    fn add_position_bias(&mut self, mask: Tensor, ids: &Tensor, bias: &RelativePositionBias) -> Result<Tensor, Infallible> {
+        let device = ids.device();
+        let seq = ids.size()[1];
+        let buckets_by_offset = Tensor::from_slice(&bias.buckets_by_offset()).to_device(device);
+        let positions = Tensor::arange(seq, (Kind::Int64, device));
+        let offsets = positions.unsqueeze(0) - positions.unsqueeze(1) + (bias.longest as i64 - 1);
+        let buckets = buckets_by_offset.index_select(0, &offsets.view([-1])).view([seq, seq]);
+        let table = self.table(&bias.table);
+        let values = Tensor::embedding(&table, &buckets, -1, false, false).permute([2, 0, 1]).unsqueeze(0);
+        Ok(&mask + values.to_kind(mask.kind()))
     }
 
     /// Through PyTorch's fused kernels (as transformers' default "sdpa" attention).
