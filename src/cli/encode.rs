@@ -45,6 +45,10 @@ pub struct EncoderArgs {
     /// CPU threads for ONNX Runtime [default: one per core]
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Put before every sentence, e.g. multilingual-e5's "query: " [default: simcse.json's
+    /// prefix; "" for none]
+    #[arg(long)]
+    pub prefix: Option<String>,
 }
 
 impl EncoderArgs {
@@ -57,6 +61,7 @@ impl EncoderArgs {
             onnx: self.onnx.clone(),
             threads: self.threads,
             pooler: None,
+            prefix: self.prefix.clone(),
         }
     }
 }

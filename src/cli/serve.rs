@@ -72,6 +72,9 @@ pub struct ServeArgs {
     /// Threads that tokenize while the model runs [default: one per core]
     #[arg(long)]
     pub tokenization_workers: Option<usize>,
+    /// Put before every input, e.g. multilingual-e5's "query: " [default: simcse.json's prefix; "" for none]
+    #[arg(long)]
+    pub prefix: Option<String>,
     /// Sentences to search with POST /search, one a line
     #[arg(long)]
     pub corpus: Option<PathBuf>,
@@ -113,6 +116,7 @@ impl ServeArgs {
             max_length: self.max_input_length,
             onnx: self.onnx.clone(),
             threads: self.threads,
+            prefix: self.prefix.clone(),
             ..Default::default()
         }
     }

@@ -92,6 +92,10 @@ pub struct TrainArgs {
     /// SentEval's data directory: STS-B dev is read from downstream/STS/STSBenchmark
     #[arg(long)]
     pub senteval_dir: Option<PathBuf>,
+    /// Select on the Chinese STS-B instead: its valid split, STS-B/STS-B.valid.data in this
+    /// directory (for a model trained on Chinese sentences)
+    #[arg(long)]
+    pub zh_dir: Option<PathBuf>,
     #[arg(long, default_value_t = 10)]
     pub logging_steps: i64,
     #[arg(long, default_value_t = 500)]
@@ -159,6 +163,7 @@ const RESUMED_FIELDS: &[Field] = &[
     ("evaluation_strategy", "--evaluation-strategy", |c| if c.eval_steps.is_some() { "steps" } else { "no" }.into()),
     ("eval_steps", "--eval-steps", |c| format!("{:?}", c.eval_steps)),
     ("senteval_dir", "--senteval-dir", |c| format!("{:?}", c.senteval_dir)),
+    ("zh_dir", "--zh-dir", |c| format!("{:?}", c.zh_dir)),
     ("logging_steps", "--logging-steps", |c| c.logging_steps.to_string()),
     ("save_steps", "--save-steps", |c| c.save_steps.to_string()),
 ];
@@ -203,6 +208,7 @@ pub fn run(args: TrainArgs, given: &ArgMatches) -> anyhow::Result<ExitCode> {
         precision: if args.fp16 { Precision::F16 } else { args.precision },
         eval_steps: (args.evaluation_strategy == EvaluationStrategy::Steps).then_some(args.eval_steps),
         senteval_dir: args.senteval_dir,
+        zh_dir: args.zh_dir,
         logging_steps: args.logging_steps,
         save_steps: args.save_steps,
         device: Some(args.device),

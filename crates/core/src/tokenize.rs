@@ -42,6 +42,8 @@ pub struct SentenceTokenizer {
     pub max_length: usize,
     /// What the tokenizer was built from, for messages.
     pub source: PathBuf,
+    /// Put before every sentence (`simcse.json`'s `prefix`); empty for none.
+    prefix: String,
 }
 
 impl SentenceTokenizer {
@@ -61,7 +63,26 @@ impl SentenceTokenizer {
             }))
             .map_err(|e| error(e.to_string()))?;
         let pad_id = pad_id(&tokenizer, config);
-        Ok(SentenceTokenizer { tokenizer, pad_id, max_length, source })
+        let simcse = crate::model_dir::ModelDir::new(dir).simcse().map_err(|e| InputError::Invalid(e.to_string()))?;
+        let prefix = simcse.and_then(|s| s.prefix).unwrap_or_default();
+        Ok(SentenceTokenizer { tokenizer, pad_id, max_length, source, prefix })
+    }
+
+    /// What goes before every sentence: `simcse.json`'s, unless set here (`""` for nothing).
+    pub fn set_prefix(&mut self, prefix: &str) {
+        self.prefix = prefix.to_string();
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn prefixed<'s>(&self, sentence: &'s str) -> std::borrow::Cow<'s, str> {
+        if self.prefix.is_empty() {
+            sentence.into()
+        } else {
+            format!("{}{sentence}", self.prefix).into()
+        }
     }
 
     /// The ids of special tokens ([CLS], [SEP], <s>, ...), which masking must leave alone.
@@ -95,7 +116,7 @@ impl SentenceTokenizer {
 
     /// One sentence's tokens, special tokens included.
     pub fn tokenize_one(&self, sentence: &str) -> Result<Tokens, InputError> {
-        let encoding = self.encode(sentence, true)?;
+        let encoding = self.encode(&self.prefixed(sentence), true)?;
         Ok(Tokens {
             ids: encoding.get_ids().iter().map(|&i| i as i64).collect(),
             type_ids: encoding.get_type_ids().iter().map(|&i| i as i64).collect(),
@@ -103,17 +124,19 @@ impl SentenceTokenizer {
     }
 
     /// Each token of a sentence with the byte span of the sentence it came from (`None` for
-    /// special tokens), as text-embeddings-inference's `/tokenize` shows them.
+    /// special tokens and the prefix's), as text-embeddings-inference's `/tokenize` shows them.
     pub fn pieces(&self, sentence: &str, add_special_tokens: bool) -> Result<Vec<Piece>, InputError> {
-        let encoding = self.encode(sentence, add_special_tokens)?;
+        let text = self.prefixed(sentence);
+        let encoding = self.encode(&text, add_special_tokens)?;
+        let skip = self.prefix.len();
         let pieces = encoding.get_ids().iter().zip(encoding.get_offsets()).zip(encoding.get_special_tokens_mask()).zip(encoding.get_tokens());
         Ok(pieces
             .map(|(((&id, &(start, stop)), &special), token)| {
-                if special == 1 {
-                    Piece { id, text: token.clone(), special: true, span: None }
-                } else {
-                    let text = String::from_utf8_lossy(sentence.as_bytes().get(start..stop).unwrap_or_default()).into_owned();
-                    Piece { id, text, special: false, span: Some((start, stop)) }
+                let piece = String::from_utf8_lossy(text.as_bytes().get(start..stop).unwrap_or_default()).into_owned();
+                match (special == 1, start >= skip) {
+                    (true, _) => Piece { id, text: token.clone(), special: true, span: None },
+                    (false, false) => Piece { id, text: piece, special: false, span: None },
+                    (false, true) => Piece { id, text: piece, special: false, span: Some((start - skip, stop - skip)) },
                 }
             })
             .collect())
@@ -126,9 +149,10 @@ impl SentenceTokenizer {
     }
 
     pub fn tokenize(&self, sentences: &[&str]) -> Result<Vec<Tokens>, InputError> {
+        let sentences: Vec<std::borrow::Cow<str>> = sentences.iter().map(|s| self.prefixed(s)).collect();
         let encodings = self
             .tokenizer
-            .encode_batch(sentences.to_vec(), true)
+            .encode_batch(sentences.iter().map(|s| s.as_ref()).collect::<Vec<&str>>(), true)
             .map_err(|e| InputError::Tokenizer { path: self.source.clone(), why: e.to_string() })?;
         Ok(encodings
             .iter()

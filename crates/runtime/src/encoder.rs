@@ -168,11 +168,22 @@ pub struct EncoderOptions {
     /// A pooler other than the graph's: a graph pooling so is exported into a temporary
     /// directory (the model directory's `model.onnx` is left as it is).
     pub pooler: Option<Pooler>,
+    /// Put before every sentence instead of `simcse.json`'s prefix (`""` for none).
+    pub prefix: Option<String>,
 }
 
 impl Default for EncoderOptions {
     fn default() -> Self {
-        EncoderOptions { backend: BackendKind::Ort, device: Device::Cpu, batch_size: 64, max_length: None, onnx: None, threads: None, pooler: None }
+        EncoderOptions {
+            backend: BackendKind::Ort,
+            device: Device::Cpu,
+            batch_size: 64,
+            max_length: None,
+            onnx: None,
+            threads: None,
+            pooler: None,
+            prefix: None,
+        }
     }
 }
 
@@ -229,7 +240,10 @@ impl Encoder {
         let max_length = options.max_length.unwrap_or(info.max_length);
         let option = if options.max_length.is_some() { "--max-length" } else { "the model's max_seq_length (simcse.json)" };
         arch.check_length(max_length, option).map_err(RuntimeError::Input)?;
-        let tokenizer = SentenceTokenizer::load(model_dir, &config, max_length)?;
+        let mut tokenizer = SentenceTokenizer::load(model_dir, &config, max_length)?;
+        if let Some(prefix) = &options.prefix {
+            tokenizer.set_prefix(prefix);
+        }
         let backend: Box<dyn Backend> = match options.backend {
             BackendKind::Ort => ort_backend(&onnx, &info, options)?,
             BackendKind::Tract => {

@@ -65,6 +65,9 @@ pub struct TrainConfig {
     /// None: no evaluation during training.
     pub eval_steps: Option<i64>,
     pub senteval_dir: Option<PathBuf>,
+    /// Select on the Chinese STS-B's valid split in this directory instead of STS-B dev.
+    #[serde(default)]
+    pub zh_dir: Option<PathBuf>,
     pub logging_steps: i64,
     pub save_steps: i64,
     #[serde(skip)]
@@ -380,7 +383,9 @@ impl Run {
         let config: ModelConfig = serde_json::from_value(config_json.clone()).context("the model's config.json")?;
         let arch = Architecture::from_config(&config, &cfg.model_dir.join("config.json"))?;
         arch.check_pooler(cfg.pooler).map_err(anyhow::Error::msg)?;
-        ensure!(!(cfg.do_mlm && matches!(arch, Architecture::Gpt2(_))), "--do-mlm: GPT-2 has no masked-language-model head; train it without MLM");
+        if cfg.do_mlm {
+            crate::simcse_model::check_mlm(&arch)?;
+        }
         arch.check_length(cfg.max_seq_length, "--max-seq-length").map_err(anyhow::Error::msg)?;
 
         let train_file_sha256 = Some(sha256_of(&cfg.train_file)?);
@@ -397,15 +402,19 @@ impl Run {
         }
         let steps_per_epoch = data.len().div_ceil(cfg.batch_size) as i64;
         let total_steps = cfg.max_steps.unwrap_or_else(|| (steps_per_epoch as f64 * cfg.num_train_epochs).ceil() as i64).max(1);
-        let evaluation = match (cfg.eval_steps, &cfg.senteval_dir) {
-            (Some(_), Some(dir)) => {
-                let dirs = DataDirs { senteval: Some(dir.clone()), ..Default::default() };
-                let task = sts::data::spec("STSBenchmark").expect("a known task").load(&dirs, Mode::Dev)?;
-                // SentEval's batcher does not truncate: the model's full length.
-                Some((task, SentenceTokenizer::load(&cfg.model_dir, &probe, arch.max_tokens().min(512))?))
-            }
-            (Some(_), None) => bail!("evaluation during training needs --senteval-dir (STS-B dev); pass --evaluation-strategy no to train without it"),
-            (None, _) => None,
+        let dev_task = |name: &str, dirs: DataDirs| -> anyhow::Result<_> {
+            let task = sts::data::spec(name).expect("a known task").load(&dirs, Mode::Dev)?;
+            // SentEval's batcher does not truncate: the model's full length.
+            Ok(Some((task, SentenceTokenizer::load(&cfg.model_dir, &probe, arch.max_tokens().min(512))?)))
+        };
+        let evaluation = match (cfg.eval_steps, &cfg.zh_dir, &cfg.senteval_dir) {
+            (Some(_), Some(zh), _) => dev_task("STS-B-zh", DataDirs { zh: Some(zh.clone()), ..Default::default() })?,
+            (Some(_), None, Some(dir)) => dev_task("STSBenchmark", DataDirs { senteval: Some(dir.clone()), ..Default::default() })?,
+            (Some(_), None, None) => bail!(
+                "evaluation during training needs --senteval-dir (STS-B dev) or --zh-dir (Chinese STS-B valid); \
+                 pass --evaluation-strategy no to train without it"
+            ),
+            (None, _, _) => None,
         };
 
         // Everything is checked: only now is the output directory touched.
@@ -615,6 +624,7 @@ impl Run {
             pooler: self.model.inference_pooler(),
             max_seq_length: self.source_simcse.as_ref().map_or(simcse_core::model_dir::DEFAULT_MAX_SEQ_LENGTH, |s| s.max_seq_length),
             normalize: self.source_simcse.as_ref().is_some_and(|s| s.normalize),
+            prefix: self.source_simcse.as_ref().and_then(|s| s.prefix.clone()),
             provenance,
         }
     }
