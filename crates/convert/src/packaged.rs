@@ -22,6 +22,12 @@ impl Packaged {
     /// What `src` is, where it is one of the packagings; `None` for anything else.
     pub fn detect(src: &Path) -> Result<Option<Packaged>, ConvertError> {
         if src.is_file() {
+            if let Some(part) = later_part_number(src) {
+                return Err(ConvertError::NotACheckpoint {
+                    path: src.into(),
+                    why: format!("part {part} of a split zip; name its first part (.001) or the directory of the parts"),
+                });
+            }
             if let Some(prefix) = first_part_prefix(src) {
                 return split_zip_parts(src.parent().unwrap_or(Path::new(".")), &prefix).map(|parts| Some(Packaged::SplitZip(parts)));
             }
@@ -88,6 +94,14 @@ fn first_part_prefix(path: &Path) -> Option<String> {
     name.strip_suffix("001").filter(|prefix| prefix.ends_with(".zip.")).map(str::to_string)
 }
 
+/// N where the file is named `NAME.zip.N` and N is not 1.
+fn later_part_number(path: &Path) -> Option<u32> {
+    let name = path.file_name()?.to_str()?;
+    let (stem, number) = name.rsplit_once('.')?;
+    let number: u32 = number.parse().ok().filter(|_| stem.ends_with(".zip") && number.len() >= 2)?;
+    (number != 1).then_some(number)
+}
+
 /// Every `PREFIX<number>` in `dir`, which must number 1, 2, … without a gap.
 fn split_zip_parts(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>, ConvertError> {
     let entries = std::fs::read_dir(dir).map_err(|error| ConvertError::Io { path: dir.into(), error })?;
@@ -151,7 +165,7 @@ fn unpack_split_zip(parts: &[PathBuf], scratch: &Path, progress: &mut dyn FnMut(
         out.flush().map_err(io_error(&joined))?;
     }
     let file = File::open(&joined).map_err(io_error(&joined))?;
-    let bad_zip = |why: String| ConvertError::BadZip { path: first.clone(), why: format!("{why} (the parts joined in order)") };
+    let bad_zip = |why: String| ConvertError::BadZip { path: first.clone(), why: format!("{why} (the {} parts joined in order: is a later part missing?)", parts.len()) };
     let archive = ZipArchive::open(&file).map_err(bad_zip)?;
     let unpacked = scratch.join("unpacked");
     let mut names = Vec::new();
