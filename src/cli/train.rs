@@ -230,6 +230,7 @@ pub fn run(args: TrainArgs, given: &ArgMatches) -> anyhow::Result<ExitCode> {
         Ok(())
     };
     let report = train(config.clone(), args.resume.as_deref(), &check_resumed)?;
+    let dev_set = report.dev_set;
     let out = report.output_dir.display();
     let resume_hint = || match &report.checkpoint {
         Some(c) => format!("state saved in {}; `simcse train --resume {out}` continues", c.display()),
@@ -252,10 +253,10 @@ pub fn run(args: TrainArgs, given: &ArgMatches) -> anyhow::Result<ExitCode> {
     }
     outln!("trained {} steps in {:.1} s", report.steps, report.seconds);
     if let Some(initial) = report.initial_dev {
-        outln!("  STS-B dev Spearman at the start {initial:.2}");
+        outln!("  {dev_set} Spearman at the start {initial:.2}");
     }
     match (report.best, &report.model_dir) {
-        (Some((best, step)), Some(dir)) => outln!("  model: {} (the best on STS-B dev, {best:.2} at step {step})", dir.display()),
+        (Some((best, step)), Some(dir)) => outln!("  model: {} (the best on {dev_set}, {best:.2} at step {step})", dir.display()),
         (None, Some(dir)) => outln!("  model: {} (the last)", dir.display()),
         _ => {}
     }

@@ -121,6 +121,8 @@ pub enum Stop {
 #[derive(Debug, Clone)]
 pub struct TrainReport {
     pub steps: i64,
+    /// What `initial_dev` and `best` were measured on.
+    pub dev_set: &'static str,
     pub initial_dev: Option<f64>,
     pub best: Option<(f64, i64)>,
     /// The output directory, where it holds a model (the best, or the last).
@@ -246,6 +248,17 @@ fn sha256_of(path: &Path) -> anyhow::Result<String> {
 }
 
 /// Checks the numbers a run is configured with, naming the option and the limit.
+impl TrainConfig {
+    /// The split models are selected on, for messages.
+    pub fn dev_set(&self) -> &'static str {
+        if self.zh_dir.is_some() {
+            "Chinese STS-B valid"
+        } else {
+            "STS-B dev"
+        }
+    }
+}
+
 pub fn validate(cfg: &TrainConfig) -> anyhow::Result<()> {
     let positive = [
         ("--learning-rate", cfg.learning_rate),
@@ -664,7 +677,7 @@ impl Run {
         ));
         let initial_dev = if self.state.step == 0 { self.evaluate()? } else { None };
         if let Some(dev) = initial_dev {
-            bar.println(&format!("step 0: STS-B dev Spearman {dev:.2}"));
+            bar.println(&format!("step 0: {} Spearman {dev:.2}", self.cfg.dev_set()));
             self.log(json!({ "step": 0, "eval_stsb_spearman": dev }))?;
         }
         let (mut window_loss, mut window_steps, mut window_start) = (Tensor::from(0.0f32).to_device(self.device), 0i64, Instant::now());
@@ -715,7 +728,8 @@ impl Run {
                             self.state.best = Some((dev, step));
                             self.save_model("best", Some(dev))?;
                         }
-                        bar.println(&format!("step {step}: STS-B dev Spearman {dev:.2}{}", if better { " (best so far, saved)" } else { "" }));
+                        let saved = if better { " (best so far, saved)" } else { "" };
+                        bar.println(&format!("step {step}: {} Spearman {dev:.2}{saved}", self.cfg.dev_set()));
                         self.log(json!({ "step": step, "eval_stsb_spearman": dev, "best": better }))?;
                     }
                 }
@@ -753,6 +767,7 @@ impl Run {
         self.run_dir.record.step = self.state.step;
         self.run_dir.save()?;
         Ok(TrainReport {
+            dev_set: self.cfg.dev_set(),
             steps: self.state.step,
             initial_dev,
             best: self.state.best,
