@@ -73,10 +73,6 @@ impl SentenceTokenizer {
         self.prefix = prefix.to_string();
     }
 
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
     fn prefixed<'s>(&self, sentence: &'s str) -> std::borrow::Cow<'s, str> {
         if self.prefix.is_empty() {
             sentence.into()
@@ -132,12 +128,12 @@ impl SentenceTokenizer {
         let pieces = encoding.get_ids().iter().zip(encoding.get_offsets()).zip(encoding.get_special_tokens_mask()).zip(encoding.get_tokens());
         Ok(pieces
             .map(|(((&id, &(start, stop)), &special), token)| {
-                let piece = String::from_utf8_lossy(text.as_bytes().get(start..stop).unwrap_or_default()).into_owned();
-                match (special == 1, start >= skip) {
-                    (true, _) => Piece { id, text: token.clone(), special: true, span: None },
-                    (false, false) => Piece { id, text: piece, special: false, span: None },
-                    (false, true) => Piece { id, text: piece, special: false, span: Some((start - skip, stop - skip)) },
+                if special == 1 {
+                    return Piece { id, text: token.clone(), special: true, span: None };
                 }
+                let piece = String::from_utf8_lossy(text.as_bytes().get(start..stop).unwrap_or_default()).into_owned();
+                let span = (start >= skip).then(|| (start - skip, stop - skip));
+                Piece { id, text: piece, special: false, span }
             })
             .collect())
     }
