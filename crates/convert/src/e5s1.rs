@@ -11,14 +11,14 @@
 //! u32 elements, u64 offset, u64 bytes). Q4_0 blocks hold 32 weights: an f16 scale d and 16
 //! bytes whose low nibble is weight j and high nibble weight j + 16, each (q - 8) * d.
 
+use crate::binary::{self, Cursor};
+use crate::ggml::{GgmlType, BLOCK};
 use crate::ConvertError;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 4] = b"E5S1";
-const BLOCK: usize = 32;
-const BLOCK_BYTES: usize = 2 + BLOCK / 2;
 /// The SentencePiece word-boundary mark.
 const METASPACE: &str = "\u{2581}";
 /// Code points the tokenizer's normalizer parks characters on while NFKC runs (plane 15,
@@ -27,10 +27,7 @@ const PARKING: u32 = 0xF_0000;
 
 /// True when the file starts with the E5S1 magic.
 pub fn looks_like(path: &Path) -> Result<bool, ConvertError> {
-    use std::io::Read;
-    let mut head = [0u8; 4];
-    let mut file = std::fs::File::open(path).map_err(|error| ConvertError::Io { path: path.into(), error })?;
-    Ok(file.read(&mut head).map_err(|error| ConvertError::Io { path: path.into(), error })? == 4 && &head == MAGIC)
+    binary::starts_with(path, MAGIC)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -71,56 +68,14 @@ pub struct E5s1 {
     tensors: BTreeMap<String, TensorEntry>,
 }
 
-/// Reads the file front to back; every read is checked against its length.
-struct Cursor<'a> {
-    data: &'a [u8],
-    at: usize,
-    path: &'a Path,
-}
-
-impl Cursor<'_> {
-    fn take(&mut self, n: usize, what: &str) -> Result<&[u8], ConvertError> {
-        let end = self.at.checked_add(n).filter(|&end| end <= self.data.len()).ok_or_else(|| ConvertError::Truncated {
-            path: self.path.into(),
-            why: format!("the {what} at byte {} runs past the end of the file ({} bytes)", self.at, self.data.len()),
-        })?;
-        let bytes = &self.data[self.at..end];
-        self.at = end;
-        Ok(bytes)
-    }
-    fn u8(&mut self, what: &str) -> Result<u8, ConvertError> {
-        Ok(self.take(1, what)?[0])
-    }
-    fn u16(&mut self, what: &str) -> Result<u16, ConvertError> {
-        Ok(u16::from_le_bytes(self.take(2, what)?.try_into().expect("2 bytes")))
-    }
-    fn u32(&mut self, what: &str) -> Result<u32, ConvertError> {
-        Ok(u32::from_le_bytes(self.take(4, what)?.try_into().expect("4 bytes")))
-    }
-    fn u64(&mut self, what: &str) -> Result<u64, ConvertError> {
-        Ok(u64::from_le_bytes(self.take(8, what)?.try_into().expect("8 bytes")))
-    }
-    fn f32(&mut self, what: &str) -> Result<f32, ConvertError> {
-        Ok(f32::from_bits(self.u32(what)?))
-    }
-    /// An i32 that must be a count or index: 0 to `max`.
-    fn count(&mut self, what: &str, max: usize) -> Result<usize, ConvertError> {
-        let value = self.u32(what)? as i32;
-        usize::try_from(value).ok().filter(|&v| v <= max).ok_or_else(|| self.bad(format!("{what} is {value}, outside 0..={max}")))
-    }
-    fn bad(&self, why: String) -> ConvertError {
-        damaged(self.path, why)
-    }
-}
-
 fn damaged(path: &Path, why: String) -> ConvertError {
-    ConvertError::NotACheckpoint { path: path.into(), why: format!("a damaged E5S1 file: {why}") }
+    binary::damaged(path, "E5S1", why)
 }
 
 impl E5s1 {
     pub fn read(path: &Path) -> Result<E5s1, ConvertError> {
         let data = std::fs::read(path).map_err(|error| ConvertError::Io { path: path.into(), error })?;
-        let mut c = Cursor { data: &data, at: 0, path };
+        let mut c = Cursor { data: &data, at: 0, path, format: "E5S1" };
         if c.take(4, "magic")? != MAGIC {
             return Err(c.bad("it does not start with E5S1".into()));
         }
@@ -180,7 +135,7 @@ impl E5s1 {
             let (offset, bytes) = (c.u64("tensor offset")? as usize, c.u64("tensor length")? as usize);
             let expected = match dtype {
                 TensorDtype::F32 => elements * 4,
-                TensorDtype::Q4_0 if elements % BLOCK == 0 => elements / BLOCK * BLOCK_BYTES,
+                TensorDtype::Q4_0 if elements % BLOCK == 0 => GgmlType::Q4_0.bytes_for(elements).expect("whole blocks"),
                 TensorDtype::Q4_0 => return Err(c.bad(format!("4-bit tensor `{name}` has {elements} weights, not whole blocks of {BLOCK}"))),
             };
             if bytes != expected || offset.checked_add(bytes).is_none_or(|end| end > data.len()) {
@@ -245,8 +200,8 @@ impl E5s1 {
         }
         let bytes = &self.data[entry.offset..entry.offset + entry.bytes];
         Ok(match entry.dtype {
-            TensorDtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(),
-            TensorDtype::Q4_0 => dequantize_q4_0(bytes),
+            TensorDtype::F32 => GgmlType::F32.dequantize(bytes),
+            TensorDtype::Q4_0 => GgmlType::Q4_0.dequantize(bytes),
         })
     }
 
@@ -278,48 +233,26 @@ impl E5s1 {
     /// Writes config.json, model.safetensors (f32), tokenizer.json and its config, and
     /// sentence-transformers' mean pooling config into the empty directory `dir`.
     pub fn write_model_dir(&self, dir: &Path, progress: &mut dyn FnMut(u64, u64) -> bool) -> Result<(), ConvertError> {
-        let write = |name: &str, bytes: &[u8]| {
-            let path = dir.join(name);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|error| ConvertError::Io { path: parent.into(), error })?;
-            }
-            std::fs::write(&path, bytes).map_err(|error| ConvertError::Io { path, error })
-        };
-        let pretty = |value: &Value| serde_json::to_vec_pretty(value).expect("serializable");
-        write("config.json", &pretty(&self.config()))?;
-        write("tokenizer.json", self.tokenizer_json()?.as_bytes())?;
+        binary::write_json(dir, "config.json", &self.config())?;
+        binary::write_file(dir, "tokenizer.json", self.tokenizer_json()?.as_bytes())?;
         let [bos, eos, pad, unk] = self.specials.map(|id| self.pieces[id].0.clone());
-        write(
+        binary::write_json(
+            dir,
             "tokenizer_config.json",
-            &pretty(&json!({
+            &json!({
                 "tokenizer_class": "XLMRobertaTokenizer",
                 "bos_token": bos, "eos_token": eos, "sep_token": eos, "cls_token": bos,
                 "unk_token": unk, "pad_token": pad, "mask_token": "<mask>",
                 "model_max_length": self.sizes.max_positions,
-            })),
+            }),
         )?;
-        write("1_Pooling/config.json", &pretty(&json!({"word_embedding_dimension": self.sizes.hidden, "pooling_mode_mean_tokens": true})))?;
-        write("sentence_bert_config.json", &pretty(&json!({"max_seq_length": self.sizes.max_positions, "do_lower_case": false})))?;
+        binary::write_json(dir, "1_Pooling/config.json", &json!({"word_embedding_dimension": self.sizes.hidden, "pooling_mode_mean_tokens": true}))?;
+        binary::write_json(dir, "sentence_bert_config.json", &json!({"max_seq_length": self.sizes.max_positions, "do_lower_case": false}))?;
 
         let described = self.hf_tensors();
-        let total: u64 = described.iter().map(|(_, _, shape)| shape.iter().product::<usize>() as u64 * 4).sum();
-        let mut done = 0u64;
-        let mut tensors = Vec::with_capacity(described.len());
-        for (name, file_name, shape) in &described {
-            let bytes: Vec<u8> = self.values(file_name, shape)?.iter().flat_map(|v| v.to_le_bytes()).collect();
-            done += bytes.len() as u64;
-            if !progress(done, total) {
-                return Err(ConvertError::Interrupted { path: self.path.clone() });
-            }
-            tensors.push((name.clone(), shape.clone(), bytes));
-        }
-        let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
-            .iter()
-            .map(|(name, shape, bytes)| (name.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes).expect("sizes match")))
-            .collect();
-        let path = dir.join("model.safetensors");
-        safetensors::serialize_to_file(views, None, &path)
-            .map_err(|e| ConvertError::Io { path, error: std::io::Error::other(e.to_string()) })
+        let tensors: Vec<(String, Vec<usize>)> = described.iter().map(|(name, _, shape)| (name.clone(), shape.clone())).collect();
+        let values = |i: usize| self.values(&described[i].1, &described[i].2);
+        binary::write_f32_safetensors(dir, &self.path, &tensors, &values, progress)
     }
 
     /// A Unigram tokenizer as transformers' `XLMRobertaTokenizer` builds one from the same
@@ -431,31 +364,4 @@ fn read_normalization(map: &[u8], entries: usize) -> Result<BTreeMap<u32, Vec<u3
         out.insert(cp, replacement);
     }
     Ok(out)
-}
-
-/// Q4_0 blocks to f32: (q - 8) * d, the low nibbles first.
-fn dequantize_q4_0(bytes: &[u8]) -> Vec<f32> {
-    let mut out = Vec::with_capacity(bytes.len() / BLOCK_BYTES * BLOCK);
-    for block in bytes.chunks_exact(BLOCK_BYTES) {
-        let d = half::f16::from_le_bytes([block[0], block[1]]).to_f32();
-        let quants = &block[2..];
-        out.extend(quants.iter().map(|q| ((q & 0x0F) as i32 - 8) as f32 * d));
-        out.extend(quants.iter().map(|q| ((q >> 4) as i32 - 8) as f32 * d));
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn q4_0_blocks_dequantize_low_nibbles_first() {
-        let mut block = half::f16::from_f32(0.5).to_le_bytes().to_vec();
-        // Byte j: low nibble j % 16, high nibble 15 - j % 16.
-        block.extend((0..16u8).map(|j| j | ((15 - j) << 4)));
-        let values = dequantize_q4_0(&block);
-        let expected: Vec<f32> = (0..16).map(|j| (j - 8) as f32 * 0.5).chain((0..16).map(|j| (15 - j - 8) as f32 * 0.5)).collect();
-        assert_eq!(values, expected);
-    }
 }

