@@ -61,7 +61,7 @@ impl Cursor<'_> {
         usize::try_from(value)
             .ok()
             .filter(|&v| v <= max && v <= left)
-            .ok_or_else(|| self.bad(format!("{what} is {value}, more than the file can hold")))
+            .ok_or_else(|| self.bad(format!("{what} is {value}, more than the file's {} bytes can hold (is it cut short?)", self.data.len())))
     }
     pub fn bad(&self, why: String) -> ConvertError {
         damaged(self.path, self.format, why)
