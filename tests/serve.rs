@@ -122,6 +122,19 @@ fn floats(value: &Value) -> Vec<f32> {
     value.as_array().unwrap().iter().flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32)).collect()
 }
 
+/// The embeddings of an OpenAI response, one after another, as floats or base64 alike.
+fn openai_embeddings(body: &Value) -> Vec<f32> {
+    body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|d| match &d["embedding"] {
+            Value::String(base64) => decode_base64(base64),
+            floats => floats.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect(),
+        })
+        .collect()
+}
+
 fn normalized(values: &[f32], dim: usize) -> Vec<f32> {
     values
         .chunks(dim)
@@ -174,24 +187,14 @@ fn embeddings_over_http_match_transformers_and_encode() {
     assert!(compare(&raw, &encoded, DIM).0 <= 1e-5, "/embed vs simcse encode");
 
     // OpenAI: normalized, float and base64 alike.
-    let openai = server.post("/v1/embeddings", &json!({ "input": texts, "model": "any" })).json();
-    let data = openai["data"].as_array().unwrap();
-    let from_float: Vec<f32> = data.iter().flat_map(|d| d["embedding"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32)).collect();
+    let from_float = openai_embeddings(&server.post("/v1/embeddings", &json!({ "input": texts, "model": "any" })).json());
     assert!(compare(&from_float, &unit, DIM).0 <= 1e-6);
-    let base64 = server.post("/v1/embeddings", &json!({ "input": texts, "encoding_format": "base64" })).json();
-    let decoded: Vec<f32> = base64["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|d| decode_base64(d["embedding"].as_str().unwrap()))
-        .collect();
+    let decoded = openai_embeddings(&server.post("/v1/embeddings", &json!({ "input": texts, "encoding_format": "base64" })).json());
     // Two requests may be batched differently (the queue takes what the tokenizers have finished),
     // which moves the last bits; a single sentence is always a batch of its own, so compare its bytes exactly.
     assert!(compare(&decoded, &from_float, DIM).0 <= 1e-6, "base64 embeddings differ from the float ones");
-    let one_float = server.post("/v1/embeddings", &json!({ "input": texts[2] })).json();
-    let one_float: Vec<f32> = one_float["data"][0]["embedding"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
-    let one_base64 = server.post("/v1/embeddings", &json!({ "input": texts[2], "encoding_format": "base64" })).json();
-    let one_base64 = decode_base64(one_base64["data"][0]["embedding"].as_str().unwrap());
+    let one_float = openai_embeddings(&server.post("/v1/embeddings", &json!({ "input": texts[2] })).json());
+    let one_base64 = openai_embeddings(&server.post("/v1/embeddings", &json!({ "input": texts[2], "encoding_format": "base64" })).json());
     assert_eq!(one_base64, one_float, "base64 is the float32 bytes of the same embedding");
 
     // Matryoshka: the first 32 values, normalized again.
