@@ -40,7 +40,8 @@ pub struct Limits {
 /// queue is empty.
 #[derive(Clone)]
 pub struct Queue {
-    jobs: mpsc::Sender<Job>,
+    /// A request's inputs, sent as one message.
+    jobs: mpsc::Sender<Vec<Job>>,
     metrics: Arc<Metrics>,
 }
 
@@ -59,13 +60,29 @@ impl Queue {
     /// Queues one input; the answer comes on the returned channel. Dropping the receiver (a
     /// client that went away) takes the input out of the queue unrun.
     pub fn submit(&self, tokens: Tokens) -> oneshot::Receiver<Result<Embedded, ApiError>> {
-        let (reply, answer) = oneshot::channel();
-        self.metrics.queue_changed(1);
-        if let Err(mpsc::SendError(job)) = self.jobs.send(Job { tokens, queued: Instant::now(), reply }) {
-            self.metrics.queue_changed(-1);
-            let _ = job.reply.send(Err(ApiError::new(ErrorKind::Unhealthy, "the model's thread has stopped")));
+        self.submit_all(vec![tokens]).pop().expect("one answer per input")
+    }
+
+    /// Queues a request's inputs together, so the model's thread never sees part of them: the
+    /// same request alone is always batched the same way, and gets the same bits back.
+    pub fn submit_all(&self, inputs: Vec<Tokens>) -> Vec<oneshot::Receiver<Result<Embedded, ApiError>>> {
+        let queued = Instant::now();
+        let (jobs, answers): (Vec<Job>, Vec<_>) = inputs
+            .into_iter()
+            .map(|tokens| {
+                let (reply, answer) = oneshot::channel();
+                (Job { tokens, queued, reply }, answer)
+            })
+            .unzip();
+        let count = jobs.len() as i64;
+        self.metrics.queue_changed(count);
+        if let Err(mpsc::SendError(jobs)) = self.jobs.send(jobs) {
+            self.metrics.queue_changed(-count);
+            for job in jobs {
+                let _ = job.reply.send(Err(ApiError::new(ErrorKind::Unhealthy, "the model's thread has stopped")));
+            }
         }
-        answer
+        answers
     }
 }
 
@@ -77,16 +94,16 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(mut self, jobs: mpsc::Receiver<Job>) {
+    fn run(mut self, jobs: mpsc::Receiver<Vec<Job>>) {
         let mut waiting = VecDeque::new();
         loop {
             if waiting.is_empty() {
                 match jobs.recv() {
-                    Ok(job) => waiting.push_back(job),
+                    Ok(request) => waiting.extend(request),
                     Err(_) => return,
                 }
             }
-            waiting.extend(jobs.try_iter());
+            waiting.extend(jobs.try_iter().flatten());
             let batch = self.take_batch(&mut waiting);
             for forward in forwards(batch, self.limits.max_batch_tokens) {
                 self.run_forward(forward);

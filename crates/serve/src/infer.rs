@@ -155,7 +155,7 @@ impl AppState {
         for t in &tokens {
             self.metrics.input_length(t.ids.len());
         }
-        let answers: Vec<_> = tokens.into_iter().map(|t| self.queue.submit(t)).collect();
+        let answers = self.queue.submit_all(tokens);
         let mut stages = Stages { tokenization, ..Default::default() };
         let mut rows = Vec::with_capacity(answers.len());
         for answer in answers {
