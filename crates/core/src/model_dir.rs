@@ -155,16 +155,20 @@ pub enum Pooler {
     AvgFirstLast,
     /// Position-weighted mean (w_i proportional to i), for GPT-2.
     Wavg,
+    /// The last non-padding token's state, an end-of-sequence token appended to every
+    /// sentence (decoder embedders: e5-mistral, gte-Qwen).
+    Last,
 }
 
 impl Pooler {
-    pub const ALL: [Pooler; 6] = [
+    pub const ALL: [Pooler; 7] = [
         Pooler::Cls,
         Pooler::ClsBeforePooler,
         Pooler::Avg,
         Pooler::AvgTop2,
         Pooler::AvgFirstLast,
         Pooler::Wavg,
+        Pooler::Last,
     ];
 
     pub fn name(self) -> &'static str {
@@ -175,6 +179,7 @@ impl Pooler {
             Pooler::AvgTop2 => "avg_top2",
             Pooler::AvgFirstLast => "avg_first_last",
             Pooler::Wavg => "wavg",
+            Pooler::Last => "last",
         }
     }
 }

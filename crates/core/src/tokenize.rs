@@ -44,6 +44,9 @@ pub struct SentenceTokenizer {
     pub source: PathBuf,
     /// Put before every sentence (`simcse.json`'s `prefix`); empty for none.
     prefix: String,
+    /// Put after every sentence's tokens, truncation leaving room for it: the end-of-sequence
+    /// token that the `last` pooler reads.
+    end_token: Option<i64>,
 }
 
 impl SentenceTokenizer {
@@ -65,7 +68,56 @@ impl SentenceTokenizer {
         let pad_id = pad_id(&tokenizer, config);
         let simcse = crate::model_dir::ModelDir::new(dir).simcse().map_err(|e| InputError::Invalid(e.to_string()))?;
         let prefix = simcse.and_then(|s| s.prefix).unwrap_or_default();
-        Ok(SentenceTokenizer { tokenizer, pad_id, max_length, source, prefix })
+        Ok(SentenceTokenizer { tokenizer, pad_id, max_length, source, prefix, end_token: None })
+    }
+
+    /// The tokenizer `pooler` reads sentences with: `last` ends each with end-of-sequence.
+    pub fn for_pooler(dir: &Path, config: &ModelConfig, max_length: usize, pooler: crate::Pooler) -> Result<SentenceTokenizer, InputError> {
+        let mut tokenizer = SentenceTokenizer::load(dir, config, max_length)?;
+        if pooler == crate::Pooler::Last {
+            tokenizer.end_with_eos(config)?;
+        }
+        Ok(tokenizer)
+    }
+
+    /// Ends every sentence with the config's `eos_token_id`, as decoder embedders do for the
+    /// `last` pooler (the tokenizer's own post-processing adds none).
+    fn end_with_eos(&mut self, config: &ModelConfig) -> Result<(), InputError> {
+        let eos = config.extra.get("eos_token_id").and_then(|v| v.as_i64().or_else(|| v.get(0).and_then(|v| v.as_i64())));
+        let Some(eos) = eos.filter(|&id| id >= 0) else {
+            return Err(InputError::Invalid(
+                "pooler `last` appends the end-of-sequence token, and config.json has no eos_token_id".into(),
+            ));
+        };
+        self.end_token = Some(eos);
+        let (max_length, direction) = match self.tokenizer.get_truncation() {
+            Some(t) => (Some(self.max_length), t.direction),
+            None => (None, TruncationDirection::Right),
+        };
+        self.truncate(max_length, direction)
+    }
+
+    /// Truncation at `max_length` tokens in all, the end token included.
+    fn truncate(&mut self, max_length: Option<usize>, direction: TruncationDirection) -> Result<(), InputError> {
+        let room = usize::from(self.end_token.is_some());
+        let params = max_length.map(|max_length| TruncationParams {
+            max_length: max_length.saturating_sub(room).max(1),
+            strategy: TruncationStrategy::LongestFirst,
+            stride: 0,
+            direction,
+        });
+        self.tokenizer.with_truncation(params).map_err(|e| InputError::Tokenizer { path: self.source.clone(), why: e.to_string() })?;
+        Ok(())
+    }
+
+    fn tokens(&self, encoding: &tokenizers::Encoding) -> Tokens {
+        let mut ids: Vec<i64> = encoding.get_ids().iter().map(|&i| i as i64).collect();
+        let mut type_ids: Vec<i64> = encoding.get_type_ids().iter().map(|&i| i as i64).collect();
+        if let Some(end) = self.end_token {
+            ids.push(end);
+            type_ids.push(0);
+        }
+        Tokens { ids, type_ids }
     }
 
     /// What goes before every sentence: `simcse.json`'s, unless set here (`""` for nothing).
@@ -102,8 +154,7 @@ impl SentenceTokenizer {
     /// (`None`): a server counts a sentence's tokens before it decides to truncate.
     pub fn truncating(&self, max_length: Option<usize>, direction: TruncationDirection) -> Result<SentenceTokenizer, InputError> {
         let mut copy = self.clone();
-        let params = max_length.map(|max_length| TruncationParams { max_length, strategy: TruncationStrategy::LongestFirst, stride: 0, direction });
-        copy.tokenizer.with_truncation(params).map_err(|e| InputError::Tokenizer { path: self.source.clone(), why: e.to_string() })?;
+        copy.truncate(max_length, direction)?;
         if let Some(max_length) = max_length {
             copy.max_length = max_length;
         }
@@ -113,10 +164,7 @@ impl SentenceTokenizer {
     /// One sentence's tokens, special tokens included.
     pub fn tokenize_one(&self, sentence: &str) -> Result<Tokens, InputError> {
         let encoding = self.encode(&self.prefixed(sentence), true)?;
-        Ok(Tokens {
-            ids: encoding.get_ids().iter().map(|&i| i as i64).collect(),
-            type_ids: encoding.get_type_ids().iter().map(|&i| i as i64).collect(),
-        })
+        Ok(self.tokens(&encoding))
     }
 
     /// Each token of a sentence with the byte span of the sentence it came from (`None` for
@@ -126,7 +174,9 @@ impl SentenceTokenizer {
         let encoding = self.encode(&text, add_special_tokens)?;
         let skip = self.prefix.len();
         let pieces = encoding.get_ids().iter().zip(encoding.get_offsets()).zip(encoding.get_special_tokens_mask()).zip(encoding.get_tokens());
-        Ok(pieces
+        let end = self.end_token.filter(|_| add_special_tokens).map(|id| id as u32);
+        let end = end.map(|id| Piece { id, text: self.tokenizer.id_to_token(id).unwrap_or_default(), special: true, span: None });
+        let pieces: Vec<Piece> = pieces
             .map(|(((&id, &(start, stop)), &special), token)| {
                 if special == 1 {
                     return Piece { id, text: token.clone(), special: true, span: None };
@@ -135,7 +185,9 @@ impl SentenceTokenizer {
                 let span = (start >= skip).then(|| (start - skip, stop - skip));
                 Piece { id, text: piece, special: false, span }
             })
-            .collect())
+            .chain(end)
+            .collect();
+        Ok(pieces)
     }
 
     fn encode(&self, sentence: &str, add_special_tokens: bool) -> Result<tokenizers::Encoding, InputError> {
@@ -150,13 +202,7 @@ impl SentenceTokenizer {
             .tokenizer
             .encode_batch(sentences.iter().map(|s| s.as_ref()).collect::<Vec<&str>>(), true)
             .map_err(|e| InputError::Tokenizer { path: self.source.clone(), why: e.to_string() })?;
-        Ok(encodings
-            .iter()
-            .map(|e| Tokens {
-                ids: e.get_ids().iter().map(|&i| i as i64).collect(),
-                type_ids: e.get_type_ids().iter().map(|&i| i as i64).collect(),
-            })
-            .collect())
+        Ok(encodings.iter().map(|e| self.tokens(e)).collect())
     }
 }
 

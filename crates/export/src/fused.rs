@@ -6,7 +6,7 @@ use crate::net::Net;
 use crate::onnx::graph::{float, int, MS_DOMAIN};
 use crate::onnx::proto::ElemType;
 use crate::ExportError;
-use simcse_models::ops::{Activation, Attention, Embeddings, Linear, Norm, PositionIds, Qkv, TokenTypes};
+use simcse_models::ops::{Activation, Attention, Embeddings, Linear, Norm, Ops, PositionIds, Qkv, TokenTypes};
 
 fn int32(net: &mut Net, x: &str) -> String {
     net.g.op("Cast", &[x], vec![("to", int(ElemType::Int32 as i64))])
@@ -74,7 +74,7 @@ pub fn attention(
                 for r in 0..h {
                     packed_w[r * 3 * h + part * h..r * 3 * h + (part + 1) * h].copy_from_slice(&w.values[r * h..(r + 1) * h]);
                 }
-                packed_b.extend(net.w.get(&linear.bias(), &[h])?.values);
+                packed_b.extend(net.bias_values(linear)?);
             }
             // Named after the query's module: `…attention.self.qkv`.
             let prefix = query.name.rsplit_once('.').map_or("qkv", |(p, _)| p);
@@ -102,9 +102,9 @@ pub fn linear_activation(net: &mut Net, x: &str, linear: &Linear, activation: Ac
     Ok(match activation {
         Activation::GeluErf => net.g.ms_op("BiasGelu", &[&y, &b], vec![]),
         Activation::GeluTanh => net.g.ms_op("FastGelu", &[&y, &b], vec![]),
-        Activation::Relu => {
+        Activation::Relu | Activation::Silu => {
             let y = net.g.op("Add", &[&y, &b], vec![]);
-            net.g.op("Relu", &[&y], vec![])
+            net.activation(&y, activation)
         }
     })
 }

@@ -92,7 +92,7 @@ pub fn export(model_dir: &Path, options: &ExportOptions) -> Result<ExportReport,
     let pooler = options
         .pooler
         .or(simcse.as_ref().map(|s| s.pooler))
-        .unwrap_or(if matches!(arch, Architecture::Gpt2(_)) { Pooler::Avg } else { Pooler::ClsBeforePooler });
+        .unwrap_or(if arch.is_decoder() { Pooler::Avg } else { Pooler::ClsBeforePooler });
     arch.check_pooler(pooler).map_err(ExportError::Options)?;
     // The architecture is known: now the weights must be there.
     let dir = ModelDir::open(model_dir, Needs::Weights)?;

@@ -8,7 +8,7 @@ use crate::onnx::graph::{elem_type, float, int, ints, Graph, Precision};
 use crate::onnx::proto::ElemType;
 use crate::weights::{Array, Weights};
 use crate::ExportError;
-use simcse_models::ops::{Activation, Attention, Embeddings, Linear, Norm, Ops, PositionIds, Qkv, RelativePositionBias, Table, WeightLayout};
+use simcse_models::ops::{Activation, Attention, Embeddings, Linear, Norm, Ops, PositionIds, Qkv, RelativePositionBias, Rope, Table, WeightLayout};
 use simcse_models::plain;
 
 /// Added to the attention scores of masked positions (computed in f32, so any large negative
@@ -22,6 +22,8 @@ pub struct Net<'w> {
     pub precision: Precision,
     /// Use ONNX Runtime's fused contrib ops.
     pub fused: bool,
+    /// The rotary embeddings' cos and sin [seq, 1, head_dim], made once for every layer.
+    rotations: Option<(String, String)>,
 }
 
 /// The attention mask as the graph's attention reads it.
@@ -40,7 +42,7 @@ pub struct GraphMask {
 
 impl<'w> Net<'w> {
     pub fn new(w: &'w Weights, precision: Precision, fused: bool) -> Net<'w> {
-        Net { g: Graph::default(), w, precision, fused }
+        Net { g: Graph::default(), w, precision, fused, rotations: None }
     }
 
     /// A weight stored as the checkpoint has it, in the compute precision.
@@ -65,11 +67,24 @@ impl<'w> Net<'w> {
         })
     }
 
-    pub fn linear_weights_in(&mut self, linear: &Linear, precision: Precision) -> Result<(String, String), ExportError> {
+    /// A projection's bias, zeros where it has none (for the fused ops, which take one).
+    pub(crate) fn bias_values(&self, linear: &Linear) -> Result<Vec<f32>, ExportError> {
+        if linear.bias {
+            Ok(self.w.get(&linear.bias(), &[linear.outputs])?.values)
+        } else {
+            Ok(vec![0.0; linear.outputs])
+        }
+    }
+
+    fn matrix_in(&mut self, linear: &Linear, precision: Precision) -> Result<String, ExportError> {
         let w = self.matmul_matrix(linear)?;
-        let w = self.g.weight(&linear.weight(), &w.dims, w.values, precision);
-        let b = self.w.get(&linear.bias(), &[linear.outputs])?;
-        let b = self.g.weight(&linear.bias(), &b.dims, b.values, precision);
+        Ok(self.g.weight(&linear.weight(), &w.dims, w.values, precision))
+    }
+
+    pub fn linear_weights_in(&mut self, linear: &Linear, precision: Precision) -> Result<(String, String), ExportError> {
+        let w = self.matrix_in(linear, precision)?;
+        let b = self.bias_values(linear)?;
+        let b = self.g.weight(&linear.bias(), &[linear.outputs], b, precision);
         Ok((w, b))
     }
 
@@ -77,11 +92,55 @@ impl<'w> Net<'w> {
         self.linear_weights_in(linear, self.precision)
     }
 
-    /// x W + b with the weights in `precision`.
+    /// x W (+ b) with the weights in `precision`.
     fn projection(&mut self, x: &str, linear: &Linear, precision: Precision) -> Result<String, ExportError> {
+        if !linear.bias {
+            let w = self.matrix_in(linear, precision)?;
+            return Ok(self.g.op("MatMul", &[x, &w], vec![]));
+        }
         let (w, b) = self.linear_weights_in(linear, precision)?;
         let y = self.g.op("MatMul", &[x, &w], vec![]);
         Ok(self.g.op("Add", &[&y, &b], vec![]))
+    }
+
+    /// cos and sin of position * frequency, [seq, 1, head_dim] (each frequency twice, as
+    /// transformers' `cat((freqs, freqs))`), for the sequence of `x` [batch, seq, ...].
+    fn rotations(&mut self, x: &str, rope: &Rope) -> (String, String) {
+        if let Some(rotations) = &self.rotations {
+            return rotations.clone();
+        }
+        let (positions, _) = self.query_and_key_positions(x);
+        let positions = self.g.op("Cast", &[&positions], vec![("to", int(ElemType::Float as i64))]);
+        let frequencies = rope.inverse_frequencies();
+        let half = frequencies.len();
+        let frequencies = self.g.weight("rotary.inv_freq", &[1, half], frequencies, Precision::F32);
+        let angles = self.g.op("Mul", &[&positions, &frequencies], vec![]);
+        let angles = self.g.op("Concat", &[&angles, &angles], vec![("axis", int(-1))]);
+        let head_axis = self.g.ints(&[1], &[1]);
+        let angles = self.g.op("Unsqueeze", &[&angles, &head_axis], vec![]);
+        let rotations = (self.g.op("Cos", &[&angles], vec![]), self.g.op("Sin", &[&angles], vec![]));
+        self.rotations = Some(rotations.clone());
+        rotations
+    }
+
+    /// The heads of [batch, seq, heads * head_dim] as [batch, heads, seq, head_dim]
+    /// ([batch, heads, head_dim, seq] if `transposed`), each key/value head repeated for the
+    /// `group` query heads it serves.
+    fn split_heads(&mut self, x: &str, heads: usize, head_dim: usize, group: usize, transposed: bool) -> String {
+        let split = self.g.ints(&[0, 0, heads as i64, head_dim as i64], &[4]);
+        let x = self.g.op("Reshape", &[x, &split], vec![]);
+        let perm = if transposed { [0, 2, 3, 1] } else { [0, 2, 1, 3] };
+        let x = self.g.op("Transpose", &[&x], vec![("perm", ints(&perm))]);
+        if group == 1 {
+            return x;
+        }
+        let group_axis = self.g.ints(&[2], &[1]);
+        let x = self.g.op("Unsqueeze", &[&x, &group_axis], vec![]);
+        let repeat = self.g.ints(&[1, 1, group as i64, 1, 1], &[5]);
+        let x = self.g.op("Expand", &[&x, &repeat], vec![]);
+        let merged: [i64; 4] = if transposed { [0, (heads * group) as i64, head_dim as i64, -1] } else { [0, (heads * group) as i64, -1, head_dim as i64] };
+        let merged = self.g.ints(&merged, &[4]);
+        self.g.op("Reshape", &[&x, &merged], vec![])
     }
 
     pub fn from_f32(&mut self, x: &str) -> String {
@@ -206,6 +265,37 @@ impl Ops for Net<'_> {
         Ok(self.from_f32(&y))
     }
 
+    fn rms_norm(&mut self, x: &String, norm: &Norm) -> Result<String, ExportError> {
+        let gamma = self.weight_f32(&norm.weight(), &[norm.hidden])?;
+        let x = self.to_f32(x);
+        let squares = self.g.op("Mul", &[&x, &x], vec![]);
+        let mean = self.g.op("ReduceMean", &[&squares], vec![("axes", ints(&[-1])), ("keepdims", int(1))]);
+        let eps = self.g.scalar(norm.eps, Precision::F32);
+        let mean = self.g.op("Add", &[&mean, &eps], vec![]);
+        let root = self.g.op("Sqrt", &[&mean], vec![]);
+        let inverse = self.g.op("Reciprocal", &[&root], vec![]);
+        let y = self.g.op("Mul", &[&x, &inverse], vec![]);
+        let y = self.g.op("Mul", &[&gamma, &y], vec![]);
+        Ok(self.from_f32(&y))
+    }
+
+    /// x cos + rotate_half(x) sin, where rotate_half(x) = [-x2, x1] of each head's halves.
+    fn rotary(&mut self, x: &String, rope: &Rope) -> String {
+        let (cos, sin) = self.rotations(x, rope);
+        let x = self.to_f32(x);
+        let split = self.g.ints(&[0, 0, rope.heads as i64, rope.head_dim as i64], &[4]);
+        let heads = self.g.op("Reshape", &[&x, &split], vec![]);
+        let halves = self.split_last(&heads, &[rope.head_dim / 2; 2]);
+        let negated = self.g.op("Neg", &[&halves[1]], vec![]);
+        let rotated = self.g.op("Concat", &[&negated, &halves[0]], vec![("axis", int(-1))]);
+        let a = self.g.op("Mul", &[&heads, &cos], vec![]);
+        let b = self.g.op("Mul", &[&rotated, &sin], vec![]);
+        let y = self.g.op("Add", &[&a, &b], vec![]);
+        let merge = self.g.ints(&[0, 0, (rope.heads * rope.head_dim) as i64], &[3]);
+        let y = self.g.op("Reshape", &[&y, &merge], vec![]);
+        self.from_f32(&y)
+    }
+
     fn attention_mask(&mut self, mask: &String, causal: bool) -> GraphMask {
         let (bias, int32) = if self.fused {
             (None, Some(self.g.op("Cast", &[mask], vec![("to", int(ElemType::Int32 as i64))])))
@@ -240,15 +330,12 @@ impl Ops for Net<'_> {
             Some(bias) => bias.clone(),
             None => self.attention_bias(&mask.raw, mask.causal),
         };
-        let (heads, hidden) = (attention.heads, attention.hidden);
+        let (heads, kv_heads, hidden) = (attention.heads, attention.kv_heads, attention.hidden);
         let head_dim = hidden / heads;
-        let split = self.g.ints(&[0, 0, heads as i64, head_dim as i64], &[4]);
-        let q = self.g.op("Reshape", &[q, &split], vec![]);
-        let q = self.g.op("Transpose", &[&q], vec![("perm", ints(&[0, 2, 1, 3]))]);
-        let k = self.g.op("Reshape", &[k, &split], vec![]);
-        let k = self.g.op("Transpose", &[&k], vec![("perm", ints(&[0, 2, 3, 1]))]);
-        let v = self.g.op("Reshape", &[v, &split], vec![]);
-        let v = self.g.op("Transpose", &[&v], vec![("perm", ints(&[0, 2, 1, 3]))]);
+        let group = heads / kv_heads;
+        let q = self.split_heads(q, heads, head_dim, 1, false);
+        let k = self.split_heads(k, kv_heads, head_dim, group, true);
+        let v = self.split_heads(v, kv_heads, head_dim, group, false);
         let scores = self.g.op("MatMul", &[&q, &k], vec![]);
         let scores = self.to_f32(&scores);
         let scale = self.g.scalar(1.0 / (head_dim as f32).sqrt(), Precision::F32);
@@ -285,6 +372,10 @@ impl Ops for Net<'_> {
     fn activation(&mut self, x: &String, activation: Activation) -> String {
         match activation {
             Activation::Relu => self.g.op("Relu", &[x], vec![]),
+            Activation::Silu => {
+                let sigmoid = self.g.op("Sigmoid", &[x], vec![]);
+                self.g.op("Mul", &[x, &sigmoid], vec![])
+            }
             Activation::GeluErf => {
                 // 0.5 x (1 + erf(x / sqrt 2))
                 let inv_sqrt2 = self.g.scalar(std::f32::consts::FRAC_1_SQRT_2, self.precision);
@@ -330,6 +421,18 @@ impl Ops for Net<'_> {
     fn first_token(&mut self, x: &String) -> String {
         let zero = self.g.ints(&[0], &[]);
         self.g.op("Gather", &[x, &zero], vec![("axis", int(1))])
+    }
+
+    /// A one-hot weight on the position whose running count of tokens is the row's count.
+    fn last_token(&mut self, x: &String, mask: &String) -> String {
+        let running = self.cumsum_over_sequence(mask);
+        let running = self.g.op("Mul", &[&running, mask], vec![]);
+        let count = self.sum_over_sequence(mask, true);
+        let last = self.g.op("Equal", &[&running, &count], vec![]);
+        let last = self.g.op("Cast", &[&last], vec![("to", int(ElemType::Float as i64))]);
+        let weights = self.unsqueeze_last(&last);
+        let picked = self.g.op("Mul", &[x, &weights], vec![]);
+        self.sum_over_sequence(&picked, false)
     }
 
     fn sum_over_sequence(&mut self, x: &String, keep: bool) -> String {

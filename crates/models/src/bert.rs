@@ -67,7 +67,7 @@ impl PostNormBlock {
             key: Linear::new(names.key.clone(), h, h),
             value: Linear::new(names.value.clone(), h, h),
         };
-        let attention = Attention { heads: self.heads, hidden: h, dropout: DROPOUT };
+        let attention = Attention { heads: self.heads, kv_heads: self.heads, hidden: h, dropout: DROPOUT };
         let context = ops.self_attention(x, &qkv, mask, &attention)?;
         let out = Linear::new(names.attention_output.clone(), h, h);
         let x = ops.linear_add_norm(&context, &out, x, &Norm::new(names.attention_norm.clone(), h, self.eps), DROPOUT)?;

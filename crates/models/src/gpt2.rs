@@ -23,7 +23,7 @@ pub fn encode<O: Ops + ?Sized>(ops: &mut O, spec: &Gpt2Spec, inputs: &Inputs<O::
     };
     let x = ops.embeddings(&embeddings)?;
     let mask = ops.attention_mask(inputs.mask, true);
-    let attention = Attention { heads: spec.heads, hidden: h, dropout: DROPOUT };
+    let attention = Attention { heads: spec.heads, kv_heads: spec.heads, hidden: h, dropout: DROPOUT };
     // The LayerNorm that opens block `layer`; after the last block, the final one.
     let block_norm = |layer: usize| {
         let name = if layer < spec.layers { format!("h.{layer}.ln_1") } else { "ln_f".to_string() };

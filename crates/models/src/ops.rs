@@ -16,24 +16,31 @@ pub enum WeightLayout {
     InOut,
 }
 
-/// A projection with the weights `{name}.weight` and `{name}.bias`.
+/// A projection with the weights `{name}.weight` and, if `bias`, `{name}.bias`.
 #[derive(Debug, Clone)]
 pub struct Linear {
     pub name: String,
     pub inputs: usize,
     pub outputs: usize,
     pub layout: WeightLayout,
+    /// Llama's projections have none.
+    pub bias: bool,
 }
 
 impl Linear {
     /// An `nn.Linear`.
     pub fn new(name: impl Into<String>, inputs: usize, outputs: usize) -> Linear {
-        Linear { name: name.into(), inputs, outputs, layout: WeightLayout::OutIn }
+        Linear { name: name.into(), inputs, outputs, layout: WeightLayout::OutIn, bias: true }
+    }
+
+    /// An `nn.Linear(bias=False)`.
+    pub fn without_bias(name: impl Into<String>, inputs: usize, outputs: usize) -> Linear {
+        Linear { bias: false, ..Linear::new(name, inputs, outputs) }
     }
 
     /// GPT-2's `Conv1D`.
     pub fn conv1d(name: impl Into<String>, inputs: usize, outputs: usize) -> Linear {
-        Linear { name: name.into(), inputs, outputs, layout: WeightLayout::InOut }
+        Linear { name: name.into(), inputs, outputs, layout: WeightLayout::InOut, bias: true }
     }
 
     pub fn weight(&self) -> String {
@@ -53,7 +60,8 @@ impl Linear {
     }
 }
 
-/// A LayerNorm over the last axis with `{name}.weight` and `{name}.bias`.
+/// A LayerNorm over the last axis with `{name}.weight` and `{name}.bias` (an RMSNorm reads
+/// the weight only).
 #[derive(Debug, Clone)]
 pub struct Norm {
     pub name: String,
@@ -173,10 +181,33 @@ impl RelativePositionBias {
     }
 }
 
+/// Rotary position embeddings (RoPE) as transformers' Llama applies them to the queries and
+/// keys [batch, seq, heads * head_dim]: each head's pair (i, i + head_dim / 2) rotated by the
+/// angle position * base^(-2i / head_dim), positions counted from 0.
+#[derive(Debug, Clone, Copy)]
+pub struct Rope {
+    pub heads: usize,
+    pub head_dim: usize,
+    pub base: f64,
+}
+
+impl Rope {
+    /// The rotation's frequency of each pair, bit for bit as transformers computes `inv_freq`:
+    /// 1 / base^(2i / head_dim), the exponent in f32, the power rounded from f64 to f32.
+    pub fn inverse_frequencies(&self) -> Vec<f32> {
+        let exponent = |i: usize| (2 * i) as f32 / self.head_dim as f32;
+        (0..self.head_dim / 2).map(|i| 1.0 / self.base.powf(exponent(i) as f64) as f32).collect()
+    }
+}
+
 /// Multi-head scaled dot-product attention's shape.
 #[derive(Debug, Clone, Copy)]
 pub struct Attention {
     pub heads: usize,
+    /// The key and value heads: fewer than `heads` where groups of query heads share one
+    /// (grouped-query attention, Llama); `heads` otherwise.
+    pub kv_heads: usize,
+    /// The queries' width, heads * head_dim.
     pub hidden: usize,
     /// On the attention probabilities, in training.
     pub dropout: f64,
@@ -210,6 +241,10 @@ pub trait Ops {
     fn linear_f32(&mut self, x: &Self::Value, linear: &Linear) -> Result<Self::Value, Self::Error>;
     /// LayerNorm, computed in f32.
     fn layer_norm(&mut self, x: &Self::Value, norm: &Norm) -> Result<Self::Value, Self::Error>;
+    /// Llama's RMSNorm in f32: weight * x / sqrt(mean(x²) + eps).
+    fn rms_norm(&mut self, x: &Self::Value, norm: &Norm) -> Result<Self::Value, Self::Error>;
+    /// `x` [batch, seq, heads * head_dim] with rotary position embeddings applied (in f32).
+    fn rotary(&mut self, x: &Self::Value, rope: &Rope) -> Self::Value;
 
     // ------------------------------------------------------------ attention
 
@@ -218,7 +253,8 @@ pub trait Ops {
     /// `mask` with the relative-position bias of `ids`' [seq, seq] positions added to every
     /// head's scores (MPNet).
     fn add_position_bias(&mut self, mask: Self::Mask, ids: &Self::Value, bias: &RelativePositionBias) -> Result<Self::Mask, Self::Error>;
-    /// softmax(q kᵀ / sqrt(head_dim) + mask) v, per head, heads merged back.
+    /// softmax(q kᵀ / sqrt(head_dim) + mask) v, per head, heads merged back; with fewer key
+    /// and value heads than query heads, each serves `heads / kv_heads` query heads in turn.
     fn attention(&mut self, q: &Self::Value, k: &Self::Value, v: &Self::Value, mask: &Self::Mask, attention: &Attention) -> Self::Value;
 
     // ------------------------------------------------------------ element-wise and reductions
@@ -238,6 +274,9 @@ pub trait Ops {
     fn mask_to_f32(&mut self, mask: &Self::Value) -> Self::Value;
     /// [batch, seq, hidden] -> [batch, hidden] at position 0.
     fn first_token(&mut self, x: &Self::Value) -> Self::Value;
+    /// [batch, seq, hidden] -> [batch, hidden] at each row's last non-padding position
+    /// (`mask`: the [batch, seq] f32 mask, padding on the right).
+    fn last_token(&mut self, x: &Self::Value, mask: &Self::Value) -> Self::Value;
     /// The sum over axis 1 (the sequence), kept as an axis of 1 if `keep`.
     fn sum_over_sequence(&mut self, x: &Self::Value, keep: bool) -> Self::Value;
     /// The running sum over axis 1 of [batch, seq].

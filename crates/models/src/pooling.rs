@@ -1,4 +1,4 @@
-//! SimCSE's poolers (`models.py`) and GPT-2's position-weighted mean, in f32, over the hidden
+//! SimCSE's poolers (`models.py`), GPT-2's position-weighted mean and decoders' last token, in f32, over the hidden
 //! states of [`crate::encode`]: `states[0]` the embeddings' output, `states[i]` layer i's.
 
 use crate::ops::{Linear, Ops};
@@ -40,6 +40,10 @@ pub fn pool<O: Ops + ?Sized>(ops: &mut O, pooler: Pooler, states: &[O::Value], m
         Pooler::Wavg => {
             let h = state(ops, last);
             position_weighted_mean(ops, &h, &mask)
+        }
+        Pooler::Last => {
+            let h = state(ops, last);
+            ops.last_token(&h, &mask)
         }
     })
 }

@@ -4,7 +4,7 @@
 
 use simcse_core::architecture::Architecture;
 use simcse_core::{ModelDir, Pooler};
-use simcse_models::ops::{Activation, Attention, Linear, Norm, Ops, PositionIds, RelativePositionBias, Table};
+use simcse_models::ops::{Activation, Attention, Linear, Norm, Ops, PositionIds, RelativePositionBias, Rope, Table};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -22,7 +22,9 @@ impl Recorder {
 
     fn projection(&mut self, linear: &Linear) {
         self.ask(linear.weight(), &linear.weight_dims());
-        self.ask(linear.bias(), &[linear.outputs]);
+        if linear.bias {
+            self.ask(linear.bias(), &[linear.outputs]);
+        }
     }
 }
 
@@ -56,6 +58,13 @@ impl Ops for Recorder {
         self.ask(norm.bias(), &[norm.hidden]);
         Ok(())
     }
+    fn rms_norm(&mut self, _: &(), norm: &Norm) -> Result<(), Self::Error> {
+        self.ask(norm.weight(), &[norm.hidden]);
+        Ok(())
+    }
+    fn rotary(&mut self, _: &(), rope: &Rope) {
+        assert_eq!(rope.head_dim % 2, 0);
+    }
     fn attention_mask(&mut self, _: &(), _: bool) {}
     fn add_position_bias(&mut self, _: (), _: &(), bias: &RelativePositionBias) -> Result<(), Self::Error> {
         self.ask(bias.table.name.clone(), &bias.table.dims());
@@ -63,6 +72,7 @@ impl Ops for Recorder {
     }
     fn attention(&mut self, _: &(), _: &(), _: &(), _: &(), attention: &Attention) {
         assert_eq!(attention.hidden % attention.heads, 0);
+        assert_eq!(attention.heads % attention.kv_heads, 0);
     }
     fn add(&mut self, _: &(), _: &()) {}
     fn mul(&mut self, _: &(), _: &()) {}
@@ -74,6 +84,7 @@ impl Ops for Recorder {
     fn to_f32(&mut self, _: &()) {}
     fn mask_to_f32(&mut self, _: &()) {}
     fn first_token(&mut self, _: &()) {}
+    fn last_token(&mut self, _: &(), _: &()) {}
     fn sum_over_sequence(&mut self, _: &(), _: bool) {}
     fn cumsum_over_sequence(&mut self, _: &()) {}
     fn unsqueeze_last(&mut self, _: &()) {}
@@ -103,7 +114,7 @@ fn checkpoint_tensors(path: &Path) -> BTreeMap<String, Vec<usize>> {
 
 #[test]
 fn descriptions_ask_for_exactly_transformers_weights() {
-    for (model, pooler) in [("bert", Pooler::Cls), ("roberta", Pooler::Cls), ("mpnet", Pooler::Cls), ("gpt2", Pooler::Wavg)] {
+    for (model, pooler) in [("bert", Pooler::Cls), ("roberta", Pooler::Cls), ("mpnet", Pooler::Cls), ("gpt2", Pooler::Wavg), ("llama", Pooler::Last)] {
         let dir = fixture(model);
         let config = ModelDir::new(&dir).config().unwrap();
         let arch = Architecture::from_config(&config, &dir.join("config.json")).unwrap();

@@ -240,7 +240,7 @@ impl Encoder {
         let max_length = options.max_length.unwrap_or(info.max_length);
         let option = if options.max_length.is_some() { "--max-length" } else { "the model's max_seq_length (simcse.json)" };
         arch.check_length(max_length, option).map_err(RuntimeError::Input)?;
-        let mut tokenizer = SentenceTokenizer::load(model_dir, &config, max_length)?;
+        let mut tokenizer = SentenceTokenizer::for_pooler(model_dir, &config, max_length, info.pooler)?;
         if let Some(prefix) = &options.prefix {
             tokenizer.set_prefix(prefix);
         }

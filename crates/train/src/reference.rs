@@ -17,7 +17,7 @@ pub fn sentence_embeddings(model_dir: &Path, report: &ExportReport, sentences: &
     let config = dir.config()?;
     let arch = Architecture::from_config(&config, &model_dir.join("config.json"))?;
     let info = EncoderMetadata::read(&report.path)?;
-    let tokenizer = simcse_core::tokenize::SentenceTokenizer::load(model_dir, &config, info.max_length)?;
+    let tokenizer = simcse_core::tokenize::SentenceTokenizer::for_pooler(model_dir, &config, info.max_length, report.pooler)?;
     let tokens = tokenizer.tokenize(sentences)?;
     let batch = Batch::pad(&tokens.iter().collect::<Vec<_>>(), tokenizer.pad_id);
     let shape = [batch.size as i64, batch.seq as i64];

@@ -30,7 +30,9 @@ pub struct Inputs {
 pub fn check_mlm(arch: &Architecture) -> anyhow::Result<()> {
     match arch {
         Architecture::Bert(_) => Ok(()),
-        Architecture::Gpt2(_) => anyhow::bail!("--do-mlm: GPT-2 has no masked-language-model head; train it without MLM"),
+        Architecture::Gpt2(_) | Architecture::Llama(_) => {
+            anyhow::bail!("--do-mlm: a decoder has no masked-language-model head; train it without MLM")
+        }
         Architecture::Mpnet(_) => anyhow::bail!("--do-mlm is not supported for MPNet (its MLM head is not written yet); train it without MLM"),
     }
 }

@@ -388,7 +388,7 @@ impl Run {
         let source = ModelDir::open(&cfg.model_dir, needs)?;
         let source_simcse = source.simcse()?;
         let probe: ModelConfig = source.config()?;
-        let tokenizer = SentenceTokenizer::load(&cfg.model_dir, &probe, cfg.max_seq_length)?;
+        let tokenizer = SentenceTokenizer::for_pooler(&cfg.model_dir, &probe, cfg.max_seq_length, cfg.pooler)?;
         let config_json: serde_json::Value = match &cfg.random_config {
             Some(name) => super::presets::config(name, tokenizer.vocab_size())?,
             None => simcse_core::model_dir::read_json(&cfg.model_dir.join("config.json"), "a Hugging Face config")?,
@@ -418,7 +418,7 @@ impl Run {
         let dev_task = |name: &str, dirs: DataDirs| -> anyhow::Result<_> {
             let task = sts::data::spec(name).expect("a known task").load(&dirs, Mode::Dev)?;
             // SentEval's batcher does not truncate: the model's full length.
-            Ok(Some((task, SentenceTokenizer::load(&cfg.model_dir, &probe, arch.max_tokens().min(512))?)))
+            Ok(Some((task, SentenceTokenizer::for_pooler(&cfg.model_dir, &probe, arch.max_tokens().min(512), cfg.pooler)?)))
         };
         let evaluation = match (cfg.eval_steps, &cfg.zh_dir, &cfg.senteval_dir) {
             (Some(_), Some(zh), _) => dev_task("STS-B-zh", DataDirs { zh: Some(zh.clone()), ..Default::default() })?,

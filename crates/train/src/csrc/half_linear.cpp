@@ -50,6 +50,18 @@ struct HalfLinear : public torch::autograd::Function<HalfLinear> {
   }
 };
 
+// The same without a bias (Llama's projections): autograd's apply takes no undefined tensor.
+struct HalfLinearNoBias : public torch::autograd::Function<HalfLinearNoBias> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight, bool bf16) {
+    return HalfLinear::forward(ctx, x, weight, at::Tensor(), bf16);
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grad_outputs) {
+    auto grads = HalfLinear::backward(ctx, std::move(grad_outputs));
+    return {grads[0], grads[1], at::Tensor()};
+  }
+};
+
 char* copy_message(const char* message) {
   char* copy = static_cast<char*>(std::malloc(std::strlen(message) + 1));
   if (copy != nullptr) {
@@ -67,8 +79,8 @@ extern "C" {
 at::Tensor* simcse_half_linear(const at::Tensor* x, const at::Tensor* weight, const at::Tensor* bias,
                                int bf16, char** error) {
   try {
-    const at::Tensor no_bias;
-    auto y = HalfLinear::apply(*x, *weight, bias != nullptr ? *bias : no_bias, bf16 != 0);
+    auto y = bias != nullptr ? HalfLinear::apply(*x, *weight, *bias, bf16 != 0)
+                             : HalfLinearNoBias::apply(*x, *weight, bf16 != 0);
     return new at::Tensor(std::move(y));
   } catch (const std::exception& e) {
     *error = copy_message(e.what());

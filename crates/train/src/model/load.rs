@@ -66,7 +66,8 @@ pub fn init_like_huggingface(vs: &nn::VarStore, names: &[String], gpt2_layers: O
         for name in names {
             let Some(var) = variables.get(name) else { continue };
             let mut var = var.shallow_clone();
-            let is_norm = ["LayerNorm.", "layer_norm.", "ln_1.", "ln_2.", "ln_f."].iter().any(|n| name.contains(n));
+            let is_norm = ["LayerNorm.", "layer_norm.", "layernorm.", "ln_1.", "ln_2.", "ln_f."].iter().any(|n| name.contains(n))
+                || name == "norm.weight";
             if name.ends_with("bias") {
                 let _ = var.zero_();
             } else if is_norm {

@@ -2,7 +2,7 @@
 //! `Compute::Half` the products and attention run in half precision.
 
 use super::{product, Compute};
-use simcse_models::ops::{Activation, Attention, Linear, Norm, Ops, PositionIds, RelativePositionBias, Table, WeightLayout};
+use simcse_models::ops::{Activation, Attention, Linear, Norm, Ops, PositionIds, RelativePositionBias, Rope, Table, WeightLayout};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use tch::nn::{self, Init};
@@ -49,9 +49,9 @@ impl Torch<'_> {
 
     /// The weight [out, in] and bias of a projection (a view for GPT-2's [in, out] Conv1D,
     /// whose gradient lands in the stored variable).
-    fn projection(&mut self, linear: &Linear) -> (Tensor, Tensor) {
+    fn projection(&mut self, linear: &Linear) -> (Tensor, Option<Tensor>) {
         let weight = self.variable(&linear.weight(), &linear.weight_dims(), Init::Randn { mean: 0.0, stdev: 0.02 });
-        let bias = self.variable(&linear.bias(), &[linear.outputs], Init::Const(0.0));
+        let bias = linear.bias.then(|| self.variable(&linear.bias(), &[linear.outputs], Init::Const(0.0)));
         let weight = match linear.layout {
             WeightLayout::OutIn => weight,
             WeightLayout::InOut => weight.tr(),
@@ -101,18 +101,40 @@ impl Ops for Torch<'_> {
 
     fn linear(&mut self, x: &Tensor, linear: &Linear) -> Result<Tensor, Infallible> {
         let (weight, bias) = self.projection(linear);
-        Ok(product(x, &weight, Some(&bias), self.precision))
+        Ok(product(x, &weight, bias.as_ref(), self.precision))
     }
 
     fn linear_f32(&mut self, x: &Tensor, linear: &Linear) -> Result<Tensor, Infallible> {
         let (weight, bias) = self.projection(linear);
-        Ok(x.linear(&weight, Some(&bias)))
+        Ok(x.linear(&weight, bias.as_ref()))
     }
 
     fn layer_norm(&mut self, x: &Tensor, norm: &Norm) -> Result<Tensor, Infallible> {
         let weight = self.variable(&norm.weight(), &[norm.hidden], Init::Const(1.0));
         let bias = self.variable(&norm.bias(), &[norm.hidden], Init::Const(0.0));
         Ok(x.layer_norm([norm.hidden as i64], Some(&weight), Some(&bias), norm.eps as f64, true))
+    }
+
+    fn rms_norm(&mut self, x: &Tensor, norm: &Norm) -> Result<Tensor, Infallible> {
+        let weight = self.variable(&norm.weight(), &[norm.hidden], Init::Const(1.0));
+        let x = x.to_kind(Kind::Float);
+        let mean_square = x.square().mean_dim(-1, true, Kind::Float);
+        Ok(weight * (x * (mean_square + norm.eps as f64).rsqrt()))
+    }
+
+    /// In f32, back in `x`'s kind.
+    fn rotary(&mut self, x: &Tensor, rope: &Rope) -> Tensor {
+        let (batch, seq, width) = x.size3().expect("[batch, seq, heads * head_dim]");
+        let device = x.device();
+        let frequencies = Tensor::from_slice(&rope.inverse_frequencies()).to_device(device);
+        let positions = Tensor::arange(seq, (Kind::Float, device));
+        let angles = positions.unsqueeze(1) * frequencies.unsqueeze(0);
+        let angles = Tensor::cat(&[&angles, &angles], -1).unsqueeze(1);
+        let heads = x.to_kind(Kind::Float).view([batch, seq, rope.heads as i64, rope.head_dim as i64]);
+        let halves = heads.chunk(2, -1);
+        let rotated = Tensor::cat(&[-&halves[1], halves[0].shallow_clone()], -1);
+        let y = &heads * angles.cos() + rotated * angles.sin();
+        y.view([batch, seq, width]).to_kind(x.kind())
     }
 
     /// [batch, 1, 1 or seq, seq] in the kind the attention runs in. In half, MASKED becomes
@@ -152,9 +174,15 @@ impl Ops for Torch<'_> {
         let (batch, seq, hidden) = q.size3().expect("[batch, seq, hidden]");
         let heads = attention.heads as i64;
         let head_dim = hidden / heads;
-        let split = |x: &Tensor| x.view([batch, seq, heads, head_dim]).transpose(1, 2);
+        let group = (attention.heads / attention.kv_heads) as i64;
+        let split = |x: &Tensor, heads: i64| x.view([batch, seq, heads, head_dim]).transpose(1, 2);
+        // Each key/value head in turn for the `group` query heads it serves (transformers' repeat_kv).
+        let shared = |x: &Tensor| match group {
+            1 => split(x, heads),
+            _ => split(x, heads / group).repeat_interleave_self_int(group, Some(1), None),
+        };
         let dropout = if self.train { attention.dropout } else { 0.0 };
-        Tensor::scaled_dot_product_attention(&split(q), &split(k), &split(v), Some(mask), dropout, false, None, false)
+        Tensor::scaled_dot_product_attention(&split(q, heads), &shared(k), &shared(v), Some(mask), dropout, false, None, false)
             .transpose(1, 2)
             .contiguous()
             .view([batch, seq, hidden])
@@ -182,6 +210,7 @@ impl Ops for Torch<'_> {
             Activation::GeluErf => x.gelu("none"),
             Activation::GeluTanh => x.gelu("tanh"),
             Activation::Relu => x.relu(),
+            Activation::Silu => x.silu(),
         }
     }
 
@@ -203,6 +232,13 @@ impl Ops for Torch<'_> {
 
     fn first_token(&mut self, x: &Tensor) -> Tensor {
         x.select(1, 0)
+    }
+
+    fn last_token(&mut self, x: &Tensor, mask: &Tensor) -> Tensor {
+        let hidden = x.size()[2];
+        let last = mask.sum_dim_intlist(1, false, Kind::Int64) - 1;
+        let index = last.view([-1, 1, 1]).expand([-1, 1, hidden], false);
+        x.gather(1, &index, false).squeeze_dim(1)
     }
 
     fn sum_over_sequence(&mut self, x: &Tensor, keep: bool) -> Tensor {
