@@ -71,7 +71,7 @@ pub fn run(args: TrainBenchArgs) -> anyhow::Result<()> {
     let arch = Architecture::from_config(&config, std::path::Path::new(&args.config))?;
     let vocab_size = config.vocab_size.unwrap_or(args.vocab_size);
     let name = args.model_dir.as_ref().map_or(args.config.clone(), |d| d.display().to_string());
-    let pooler = if matches!(arch, Architecture::Gpt2(_)) { Pooler::Avg } else { Pooler::Cls };
+    let pooler = if arch.is_decoder() { Pooler::Avg } else { Pooler::Cls };
     let mut rows = Vec::new();
     outln!("SimCSE steps of {name} ({pooler} pooler), batch {} x 2 x {} tokens, on {device:?}", args.batch_size, args.seq);
     outln!("{:<24} {:>9} {:>16} {:>14}", "", "it/s", "GPU memory GiB", "peak RSS GiB");

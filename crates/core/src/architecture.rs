@@ -110,7 +110,9 @@ impl LlamaSpec {
                 .transpose()
         };
         let flag = |field: &str| extra(field).and_then(|v| v.as_bool()).unwrap_or(false);
-        if let Some(scaling) = extra("rope_scaling") {
+        // transformers 5 keeps the scaling in `rope_parameters` too, as its `rope_type`.
+        let rope_type = extra("rope_parameters").and_then(|p| p.get("rope_type")).and_then(|t| t.as_str());
+        if let Some(scaling) = extra("rope_scaling").or(extra("rope_parameters").filter(|_| rope_type.is_some_and(|t| t != "default"))) {
             return Err(format!(
                 "config.json has rope_scaling {scaling}: only plain rotary positions are supported (rope_scaling null)"
             ));
@@ -322,3 +324,41 @@ impl Architecture {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn llama(extra: serde_json::Value) -> Result<Architecture, ArchitectureError> {
+        let mut config = serde_json::json!({
+            "model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "intermediate_size": 96, "vocab_size": 100, "max_position_embeddings": 128,
+        });
+        config.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        Architecture::from_config(&serde_json::from_value(config).unwrap(), Path::new("config.json"))
+    }
+
+    #[test]
+    fn llama_defaults_are_transformers() {
+        let Ok(Architecture::Llama(spec)) = llama(serde_json::json!({})) else { panic!("a Llama") };
+        assert_eq!((spec.kv_heads, spec.head_dim, spec.rope_theta, spec.eps), (4, 16, 10_000.0, 1e-6));
+        assert_eq!((spec.activation, spec.attention_bias, spec.mlp_bias), (Activation::Silu, false, false));
+        // transformers 5 writes rope_theta inside rope_parameters.
+        let Ok(Architecture::Llama(spec)) = llama(serde_json::json!({"rope_parameters": {"rope_theta": 1e5, "rope_type": "default"}}))
+        else {
+            panic!("a Llama")
+        };
+        assert_eq!(spec.rope_theta, 1e5);
+    }
+
+    #[test]
+    fn llama_configs_we_cannot_run_are_refused() {
+        let why = |extra| llama(extra).unwrap_err().why;
+        assert!(why(serde_json::json!({"rope_scaling": {"rope_type": "llama3", "factor": 8.0}})).contains("rope_scaling"));
+        assert!(why(serde_json::json!({"rope_parameters": {"rope_type": "yarn", "rope_theta": 1e6}})).contains("yarn"));
+        assert!(why(serde_json::json!({"num_key_value_heads": 3})).contains("num_key_value_heads 3"));
+        assert!(why(serde_json::json!({"head_dim": 15})).contains("head_dim 15"));
+        assert!(why(serde_json::json!({"hidden_act": "tanh"})).contains("activation `tanh`"));
+        assert!(why(serde_json::json!({"num_attention_heads": 0})).contains("num_attention_heads 0"));
+    }
+}

@@ -235,6 +235,7 @@ fn pooling_name(pooler: simcse_core::Pooler) -> String {
     match pooler {
         simcse_core::Pooler::Avg => "mean".into(),
         simcse_core::Pooler::Cls | simcse_core::Pooler::ClsBeforePooler => "cls".into(),
+        simcse_core::Pooler::Last => "last_token".into(),
         other => other.to_string(),
     }
 }
